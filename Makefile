@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test install bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## Set up, migrate and serve on SQLite at 127.0.0.1:8080 with a demo organization.
+run: $(STAMP)
+	$(BIN)/aibroker demo --host 127.0.0.1 --port 8080
+
+## Set up and run the whole test suite (PostgreSQL/Redis too when AIBROKER_TEST_* are set).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## The gateway benchmark (see bench/README.md).
+bench: $(STAMP)
+	$(PYTHON) bench/gateway.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache aibroker.db aibroker.db-wal aibroker.db-shm

@@ -1,0 +1,199 @@
+"""create_app(): routers, middleware, and the process's long-lived services (lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from aibroker import __version__, handlers
+from aibroker.billing.byok import ProviderKeyStore
+from aibroker.billing.leases import LeaseBook
+from aibroker.billing.writer import MoneyWriter
+from aibroker.catalog.service import Catalog
+from aibroker.config import Settings, get_settings
+from aibroker.db import Database, is_sqlite, make_sync_engine
+from aibroker.gateway.default_router import DefaultRouter
+from aibroker.gateway.fastpath import FastPath
+from aibroker.gateway.service import Gateway
+from aibroker.notifications.deliverer import EventDeliverer
+from aibroker.ops.middleware import RequestIdMiddleware
+from aibroker.providers.pool import ProviderPool
+from aibroker.providers.specs import enabled_providers
+from aibroker.routing.router import RoutingLimits, RoutingRouter
+from aibroker.routing.runtime import RoutingRuntime
+from aibroker.tenancy.auth import Authenticator
+
+log = logging.getLogger("aibroker")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    pool: ProviderPool
+    writer: MoneyWriter
+    auth: Authenticator
+    gateway: Gateway
+    byok: ProviderKeyStore
+    plans: Any = None  # limits.plans.PlanBook: every plan, in memory
+    limits: Any = None  # limits.admission.PlanAdmission: rate limits, quotas, input rules
+    cache: Any = None  # cache.service.ResponseCache
+    leases: LeaseBook | None = None  # this process's wallet leases (None: ledger off)
+    _lease_upkeep: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        db = Database(settings.database.database_url)
+        enabled = enabled_providers()
+        catalog = Catalog(set(enabled), settings.gateway.aliases)
+        async with db.sessions() as session:
+            await catalog.load_overrides(session)
+        pool = ProviderPool(enabled, settings.gateway)
+        catalog.register_discovered(await pool.discover())  # local models (Ollama) the catalog lacks
+        billing = settings.billing
+        url = settings.database.database_url
+        inline = make_sync_engine(url, immediate=True, wait_for_lock=False) if is_sqlite(url) else None
+        writer = MoneyWriter(
+            make_sync_engine(url, immediate=True), hold_ttl_seconds=billing.hold_ttl_seconds, inline_engine=inline
+        )
+        writer.start()
+        leases = LeaseBook(
+            writer, chunk_micros=billing.lease_chunk_micros, idle_seconds=billing.lease_idle_seconds,
+            renew_seconds=billing.hold_ttl_seconds / 3,
+        ) if billing.ledger_enabled else None
+        auth = Authenticator(
+            db.sessions, admin_token=settings.server.admin_token, cache_seconds=settings.server.auth_cache_seconds,
+            secret_key=settings.server.secret_key, code_rate_limit=settings.accounts.code_rate_limit,
+        )
+        byok = ProviderKeyStore(db.sessions, secret=settings.server.secret_key, cache_seconds=settings.billing.byok_cache_seconds)
+        from aibroker.limits.wiring import start_limits
+
+        plans, limits, cache = await start_limits(settings, db)
+        routing = await RoutingRuntime.start(db.sessions, settings.gateway.routing_reload_seconds)
+        gateway = Gateway(
+            router=RoutingRouter(DefaultRouter(catalog, settings.gateway), routing, catalog), pool=pool, writer=writer,
+            gateway_settings=settings.gateway, billing_settings=settings.billing, byok=byok,
+            admission=limits, cache=cache, plan_margin=plans.margin_bps, leases=leases,
+        )
+        gateway.admission = RoutingLimits(gateway.admission, db.sessions)  # the matrix's daily / monthly limits
+        services = cls(settings, db, catalog, pool, writer, auth, gateway, byok)
+        services.plans, services.limits, services.cache = plans, limits, cache
+        if leases is not None:
+            services.leases = leases
+            services._lease_upkeep = asyncio.create_task(leases.run(), name="lease-upkeep")
+        # Everything allocated so far lives as long as the process: keep it out of the
+        # garbage collector's scans, which otherwise show up as latency spikes.
+        gc.freeze()
+        return services
+
+    async def stop(self) -> None:
+        if self._lease_upkeep is not None:
+            self._lease_upkeep.cancel()
+        if self.leases is not None:
+            await self.leases.close()  # give the wallets their money back before the writer stops
+        await self.writer.aclose()
+        await self.pool.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
+        await self.db.dispose()
+        from aibroker.jobs.database import dispose as dispose_write_sessions
+
+        await dispose_write_sessions(self.db.url)
+
+
+async def _sweep_holds_forever(services: Services) -> None:
+    """Release holds left by crashed processes. Any process may do it: the sweep is exact."""
+    while True:
+        await asyncio.sleep(services.settings.billing.sweep_interval_seconds)
+        try:
+            released = await services.writer.sweep()
+            if released:
+                log.warning("released expired holds", extra={"fields": {"micros": released}})
+        except Exception:
+            log.exception("hold sweep failed")
+
+
+def _start_event_deliverer(services: Services) -> asyncio.Task[None] | None:
+    """Deliver stored events (low balance ...) to AIBROKER_ALERT_WEBHOOK_URL, when set."""
+    billing = services.settings.billing
+    if not billing.alert_webhook_url:
+        return None
+    deliverer = EventDeliverer(services.db.sessions, billing, secret=services.settings.server.secret_key)
+
+    async def run() -> None:
+        try:
+            await deliverer.run_forever()
+        finally:
+            await deliverer.aclose()
+
+    return asyncio.create_task(run(), name="event-deliverer")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    services = await Services.start(app.state.settings)
+    app.state.services = services
+    sweeper = asyncio.create_task(_sweep_holds_forever(services))
+    deliverer = _start_event_deliverer(services)
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        if deliverer is not None:
+            deliverer.cancel()
+        await services.stop()
+
+
+def _routers() -> list[APIRouter]:
+    """Every domain's routes. Imported here, late: only app.py knows every domain."""
+    from aibroker.billing import byok
+    from aibroker.billing import endpoints as wallet
+    from aibroker.gateway import (
+        anthropic_endpoints,
+        broker_endpoints,
+        endpoints,
+        media_endpoints,
+        usage_endpoints,
+    )
+    from aibroker.jobs import endpoints as jobs
+    from aibroker.limits import plan_endpoints, quota_endpoints
+    from aibroker.messaging import endpoints as messaging
+    from aibroker.messaging import webhook_endpoints
+    from aibroker.notifications import endpoints as events
+    from aibroker.ops import endpoints as ops
+    from aibroker.payments import endpoints as payments
+    from aibroker.routing import endpoints as routing
+    from aibroker.tenancy import auth_endpoints, organization_endpoints
+    from aibroker.tenancy import endpoints as tenancy
+
+    return [
+        endpoints.router, anthropic_endpoints.router, media_endpoints.router, broker_endpoints.router,
+        usage_endpoints.router, quota_endpoints.router, tenancy.router, auth_endpoints.router,
+        organization_endpoints.router, payments.router, wallet.router, wallet.admin, byok.router, events.router,
+        plan_endpoints.router, routing.router, messaging.router, webhook_endpoints.router, jobs.router, ops.router,
+    ]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(title="aibroker", version=__version__, lifespan=lifespan)
+    app.state.settings = settings or get_settings()
+    handlers.install(app)
+    for router in _routers():
+        app.include_router(router)
+    app.add_middleware(FastPath, routes=_fast_routes(), owner=app)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so it wraps the fast path too
+    return app
+
+
+def _fast_routes() -> dict[tuple[str, str], Any]:
+    from aibroker.gateway import endpoints
+
+    return {("POST", "/v1/chat/completions"): endpoints.chat_completions, ("POST", "/v1/embeddings"): endpoints.embeddings}

@@ -1,0 +1,1 @@
+"""Wallets, holds, ledger, margins: the broker's money."""

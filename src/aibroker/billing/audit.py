@@ -1,0 +1,206 @@
+"""`aibroker verify-ledger`: prove that the wallets, holds, ledger and usage records agree.
+
+Every check is one GROUP BY / join query (no per-row round trips), run inside one
+read transaction so the checks see a single consistent snapshot even while brokers
+keep writing: REPEATABLE READ on PostgreSQL, a deferred BEGIN (WAL snapshot) on SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.engine import Engine
+
+from aibroker.models import LedgerEntry, UsageRecord, Wallet, WalletHold
+
+# Enough to act on; the count says how many more there are.
+MAX_LISTED_PER_CHECK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    check: str  # balance | held | chain | debit_without_usage | usage_without_debit | debit_amount
+    wallet_id: str | None
+    organization_id: str | None
+    subject: str  # the wallet, ledger entry or usage record that disagrees
+    expected: int | None
+    actual: int | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Report:
+    wallets: int
+    ledger_entries: int
+    problems: list[Problem]
+    truncated: dict[str, int]  # check -> problems beyond MAX_LISTED_PER_CHECK
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "wallets": self.wallets,
+            "ledger_entries": self.ledger_entries,
+            "problems": [p.as_dict() for p in self.problems],
+            "truncated": self.truncated,
+        }
+
+
+def snapshot_engine(engine: Engine) -> Engine:
+    """The engine, set to read one consistent snapshot per transaction."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")  # type: ignore[return-value]
+    return engine
+
+
+def verify(engine: Engine) -> Report:
+    engine = snapshot_engine(engine)
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # pysqlite does not begin a transaction for reads; without one each SELECT
+            # would see a different moment. BEGIN + the first read pins the WAL snapshot.
+            conn.exec_driver_sql("BEGIN")  # noqa: opened by hand, rolled back below
+            try:
+                return verify_connection(conn)
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+        with conn.begin():
+            return verify_connection(conn)
+
+
+def verify_connection(conn: Connection) -> Report:
+    problems: list[Problem] = []
+    truncated: dict[str, int] = {}
+    for check in (_balances, _held, _chain, _debits_without_usage, _usage_without_debit):
+        found = check(conn)
+        if len(found) > MAX_LISTED_PER_CHECK:
+            truncated[found[0].check] = len(found) - MAX_LISTED_PER_CHECK
+            found = found[:MAX_LISTED_PER_CHECK]
+        problems.extend(found)
+    wallets = conn.execute(select(func.count()).select_from(Wallet)).scalar_one()
+    entries = conn.execute(select(func.count()).select_from(LedgerEntry)).scalar_one()
+    return Report(wallets=wallets, ledger_entries=entries, problems=problems, truncated=truncated)
+
+
+def _balances(conn: Connection) -> list[Problem]:
+    """balance == sum(ledger amounts)."""
+    sums = (
+        select(LedgerEntry.wallet_id, func.sum(LedgerEntry.amount_micros).label("total"))
+        .group_by(LedgerEntry.wallet_id)
+        .subquery()
+    )
+    total = func.coalesce(sums.c.total, 0)
+    rows = conn.execute(
+        select(Wallet.id, Wallet.organization_id, Wallet.balance_micros, total)
+        .outerjoin(sums, sums.c.wallet_id == Wallet.id)
+        .where(Wallet.balance_micros != total)
+        .order_by(Wallet.id)
+    )
+    return [
+        Problem("balance", wid, org, wid, int(ledger), int(balance), f"wallet balance {balance} != sum of its ledger {ledger}")
+        for wid, org, balance, ledger in rows
+    ]
+
+
+def _held(conn: Connection) -> list[Problem]:
+    """held == sum(open holds)."""
+    sums = (
+        select(WalletHold.wallet_id, func.sum(WalletHold.amount_micros).label("total"))
+        .group_by(WalletHold.wallet_id)
+        .subquery()
+    )
+    total = func.coalesce(sums.c.total, 0)
+    rows = conn.execute(
+        select(Wallet.id, Wallet.organization_id, Wallet.held_micros, total)
+        .outerjoin(sums, sums.c.wallet_id == Wallet.id)
+        .where(Wallet.held_micros != total)
+        .order_by(Wallet.id)
+    )
+    return [
+        Problem("held", wid, org, wid, int(holds), int(held), f"wallet held {held} != sum of its open holds {holds}")
+        for wid, org, held, holds in rows
+    ]
+
+
+def _chain(conn: Connection) -> list[Problem]:
+    """Each entry's balance_after == the previous entry's balance_after + its amount."""
+    previous = func.lag(LedgerEntry.balance_after_micros).over(
+        partition_by=LedgerEntry.wallet_id, order_by=LedgerEntry.id
+    )
+    ordered = select(
+        LedgerEntry.id,
+        LedgerEntry.wallet_id,
+        LedgerEntry.organization_id,
+        LedgerEntry.amount_micros,
+        LedgerEntry.balance_after_micros,
+        func.coalesce(previous, 0).label("before"),
+    ).subquery()
+    rows = conn.execute(
+        select(ordered)
+        .where(ordered.c.before + ordered.c.amount_micros != ordered.c.balance_after_micros)
+        .order_by(ordered.c.id)
+    )
+    return [
+        Problem(
+            "chain", wid, org, f"ledger:{eid}", int(before + amount), int(after),
+            f"ledger entry {eid}: balance_after {after} != previous {before} + amount {amount}",
+        )
+        for eid, wid, org, amount, after, before in rows
+    ]
+
+
+def _debits_without_usage(conn: Connection) -> list[Problem]:
+    """Every debit references one usage record, and debits exactly its billed cost."""
+    rows = conn.execute(
+        select(
+            LedgerEntry.id,
+            LedgerEntry.wallet_id,
+            LedgerEntry.organization_id,
+            LedgerEntry.amount_micros,
+            LedgerEntry.usage_record_id,
+            UsageRecord.id,
+            UsageRecord.billed_cost_micros,
+        )
+        .outerjoin(UsageRecord, UsageRecord.id == LedgerEntry.usage_record_id)
+        .where(
+            LedgerEntry.kind == "debit",
+            or_(UsageRecord.id.is_(None), LedgerEntry.amount_micros != -UsageRecord.billed_cost_micros),
+        )
+        .order_by(LedgerEntry.id)
+    )
+    problems = []
+    for eid, wid, org, amount, ref, usage_id, billed in rows:
+        if usage_id is None:
+            detail = f"debit {eid} ({amount}) references no usage record" + (f" (missing '{ref}')" if ref else "")
+            problems.append(Problem("debit_without_usage", wid, org, f"ledger:{eid}", None, int(amount), detail))
+        else:
+            detail = f"debit {eid} is {amount} but usage record {usage_id} was billed {billed}"
+            problems.append(Problem("debit_amount", wid, org, f"ledger:{eid}", -int(billed), int(amount), detail))
+    return problems
+
+
+def _usage_without_debit(conn: Connection) -> list[Problem]:
+    """Every usage record billed > 0 has a debit (the unique key makes it at most one)."""
+    rows = conn.execute(
+        select(UsageRecord.id, UsageRecord.organization_id, UsageRecord.billed_cost_micros)
+        .outerjoin(
+            LedgerEntry, and_(LedgerEntry.usage_record_id == UsageRecord.id, LedgerEntry.kind == "debit")
+        )
+        .where(UsageRecord.billed_cost_micros > 0, LedgerEntry.id.is_(None))
+        .order_by(UsageRecord.id)
+    )
+    return [
+        Problem(
+            "usage_without_debit", None, org, f"usage:{uid}", -int(billed), None,
+            f"usage record {uid} was billed {billed} but has no debit",
+        )
+        for uid, org, billed in rows
+    ]

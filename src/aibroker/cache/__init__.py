@@ -1,0 +1,1 @@
+"""The response cache: the gateway's Cache hook."""

@@ -1,0 +1,1 @@
+"""The model registry: prices, context sizes, capabilities."""

@@ -1,0 +1,187 @@
+"""Settings, split by concern. Every value comes from the environment (or `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_COMMON = dict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    database_url: str = "sqlite+aiosqlite:///./aibroker.db"
+    redis_url: str | None = None
+    pool_size: int = 10
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    secret_key: str = "dev-insecure-secret-change-me"
+    admin_token: str | None = None
+    log_level: str = "info"
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Largest audio upload for /v1/audio/transcriptions (OpenAI's own limit is 25 MB).
+    max_audio_bytes: int = 25 * 1024 * 1024
+    # How long an API-key lookup is trusted before the database is asked again.
+    # Revocation in the same process is immediate; other processes see it within this.
+    auth_cache_seconds: float = 10.0
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    default_model: str | None = None
+    # JSON map: model -> list of fallback models, e.g. {"openai/gpt-4o": ["anthropic/claude-sonnet-4-5"]}
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    # JSON map of extra model aliases: alias -> "provider/model"
+    aliases: dict[str, str] = Field(default_factory=dict)
+    # The cap injected upstream when the caller gives no max_tokens (bounds the hold).
+    default_max_tokens: int = 4096
+    upstream_timeout_seconds: float = 120.0
+    connect_timeout_seconds: float = 5.0
+    max_retries: int = 2
+    retry_base_seconds: float = 0.25
+    retry_max_seconds: float = 8.0
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 30.0
+    # How often each process checks the routing configuration's version (hot reload).
+    routing_reload_seconds: float = 2.0
+
+
+class BillingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    # Wallet holds and ledger on the request path. Off: usage records only (for benchmarks).
+    ledger_enabled: bool = True
+    default_margin_bps: int = 3000  # 30% (seed 000)
+    currency: str = "USD"
+    hold_ttl_seconds: int = 900
+    # Each process reserves requests from a lease on the wallet (billing/leases.py): its
+    # size, and how long an unused lease stays before it goes back to the wallet.
+    lease_chunk_micros: int = 1_000_000
+    lease_idle_seconds: float = 2.0
+    sweep_interval_seconds: float = 30.0
+    low_balance_threshold_micros: int = 1_000_000
+    alert_webhook_url: str | None = None
+    # HMAC key of the webhook signature (x-aibroker-signature); AIBROKER_SECRET_KEY when unset.
+    alert_webhook_secret: str | None = None
+    alert_poll_seconds: float = 2.0
+    alert_timeout_seconds: float = 10.0
+    alert_max_attempts: int = 12
+    alert_retry_base_seconds: float = 5.0
+    alert_retry_max_seconds: float = 3600.0
+    # BYOK requests pay only this platform fee per request.
+    byok_fee_micros: int = 0
+    # How long an organization's stored provider keys are trusted before re-reading them.
+    byok_cache_seconds: float = 5.0
+
+
+class AccountSettings(BaseSettings):
+    """Users, sessions and organization codes (accounts issue)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    invitation_days: int = 7
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+    # `x-organization-code` requests allowed per code (the `limits` library's syntax).
+    code_rate_limit: str = "60/minute"
+    # The key sealed secrets were sealed with before a rotation (`aibroker secrets rotate`).
+    secret_key_previous: str | None = None
+
+
+class PaymentSettings(BaseSettings):
+    """Stripe and Mercado Pago. The *_API_BASE values point the official SDKs elsewhere (fakes)."""
+
+    model_config = SettingsConfigDict(**_COMMON)
+
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    mercadopago_access_token: str | None = None
+    mercadopago_webhook_secret: str | None = None
+    mercadopago_api_base: str | None = None
+
+
+class LimitsSettings(BaseSettings):
+    """Plans, rate limits, quotas and input rules (the limits package)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    limits_enabled: bool = True
+    # The plan of an organization created without one.
+    default_plan: str = "free"
+    # JSON maps provider -> limit, shared by every tenant (protects the upstream account).
+    provider_rpm: dict[str, int] = Field(default_factory=dict)
+    provider_tpm: dict[str, int] = Field(default_factory=dict)
+    # Words (whole-word, case-insensitive) or /regex/ entries; JSON list or comma-separated.
+    blocklist: str = ""
+    pii_redaction: bool = False
+    pii_phone_region: str = "US"
+    # How often each process re-reads plans (admin changes elsewhere show up within this).
+    plans_refresh_seconds: float = 10.0
+
+
+class CacheSettings(BaseSettings):
+    """The response cache (the cache package)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_CACHE_", **_COMMON)
+
+    enabled: bool = True
+    # "deterministic": chat is cached only when temperature == 0 or the body says "cache": true;
+    # "always": every chat request (unless opted out). Embeddings are always deterministic.
+    chat_mode: str = "deterministic"
+    ttl_chat_seconds: int = 3600
+    ttl_completion_seconds: int = 7 * 86400
+    ttl_embedding_seconds: int = 30 * 86400
+    ttl_image_seconds: int = 90 * 86400
+    # In-process backend: entries kept per kind (LRU beyond it).
+    max_entries: int = 1000
+    # What a hit is billed: free | provider_cost (no margin) | full (cost + margin).
+    hit_billing: str = "free"
+
+
+class MessagingSettings(BaseSettings):
+    """The multi-channel auto-responder and the job queue (messaging and jobs packages)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    # Outbound base URLs (tests point them at local fakes). Graph API version pinned here.
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    tiktok_api_url: str = "https://business-api.tiktok.com/open_api/v1.3"
+    # Bearer token of POST /api/jobs/process (cron-style hosting). Exact name: CRON_SECRET.
+    cron_secret: str | None = Field(default=None, validation_alias=AliasChoices("CRON_SECRET", "AIBROKER_CRON_SECRET"))
+    tiktok_signature_tolerance_seconds: int = 300
+    send_timeout_seconds: float = 15.0
+    job_lease_seconds: float = 60.0
+    job_poll_seconds: float = 1.0
+    job_max_attempts: int = 5
+    job_backoff_base_seconds: float = 5.0
+    job_backoff_max_seconds: float = 3600.0
+
+
+class Settings:
+    """All settings groups, read once per process."""
+
+    def __init__(self) -> None:
+        self.database = DatabaseSettings()
+        self.server = ServerSettings()
+        self.gateway = GatewaySettings()
+        self.billing = BillingSettings()
+        self.limits = LimitsSettings()
+        self.cache = CacheSettings()
+        self.accounts = AccountSettings()
+        self.payments = PaymentSettings()
+        self.messaging = MessagingSettings()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

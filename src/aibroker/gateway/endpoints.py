@@ -1,0 +1,108 @@
+"""The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from aibroker.cache.keys import no_store
+from aibroker.gateway.context import CallContext
+from aibroker.gateway.http import (
+    JSONResponse,
+    authenticate,
+    read_json,
+    request_id,
+    services,
+    sse,
+    unless_disconnected,
+    validate,
+)
+from aibroker.gateway.schemas import ChatCompletionRequest, EmbeddingRequest
+from aibroker.routing.consensus import ConsensusRunner, consensus_feature
+from aibroker.routing.router import routing_fields
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+FEATURE_HEADER = "x-aibroker-feature"
+
+
+def _context(request: Request, principal, endpoint: str, body: dict) -> CallContext:  # type: ignore[no-untyped-def]
+    profile, group = routing_fields(request.headers, body)
+    return CallContext(
+        request_id=request_id(request),
+        principal=principal,
+        endpoint=endpoint,
+        feature=request.headers.get(FEATURE_HEADER) or body.get("feature") or principal.default_feature,
+        user_id=body.get("user") or principal.user_id,
+        user_name=body.get("user_name"),
+        profile=profile,
+        group=group,
+        no_store=no_store(request.headers.get("cache-control")),
+    )
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """Create a chat completion (OpenAI's format), plain or streamed (SSE).
+
+    aibroker adds: the `x-aibroker-feature` header (or body `feature`), `x-aibroker-profile` /
+    `x-aibroker-group` (or body `profile` / `group`) for the routing matrix, `model: "auto"`
+    to let the matrix choose, consensus features (`aibroker.include_votes`), and the response
+    headers `x-aibroker-cost-micros` / `x-aibroker-balance-micros`. A streamed call with
+    `stream_options.include_usage` gets its cost in the final usage chunk (`aibroker`)."""
+    principal = await authenticate(request)
+    body = await read_json(request)
+    validate(ChatCompletionRequest, body)
+    ctx = _context(request, principal, "chat", body)
+    gateway = services(request).gateway
+    voting = consensus_feature(gateway.router, ctx.feature)
+    if voting is not None:  # collaborative voting: every voting provider answers (routing/consensus.py)
+        result, headers = await unless_disconnected(request, ConsensusRunner(gateway, gateway.router).run(ctx, body, voting))
+        return JSONResponse(result, headers=headers)
+    if body.get("stream"):
+        answer = await gateway.chat_stream(ctx, body)
+        headers = {"x-aibroker-provider": answer.model.provider, "x-aibroker-model": answer.model.id, **answer.headers}
+        return StreamingResponse(sse(answer.chunks), media_type="text/event-stream", headers=headers)
+    answer = await unless_disconnected(request, gateway.chat(ctx, body))
+    return JSONResponse(answer.body, headers=answer.headers(ctx.request_id))
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request) -> Response:
+    """Create embeddings (OpenAI's format)."""
+    principal = await authenticate(request)
+    body = await read_json(request)
+    validate(EmbeddingRequest, body)
+    ctx = _context(request, principal, "embeddings", body)
+    answer = await unless_disconnected(request, services(request).gateway.embed(ctx, body))
+    return JSONResponse(answer.body, headers=answer.headers(ctx.request_id))
+
+
+def _model_object(entry) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": entry.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": entry.provider,
+        "kind": entry.kind,
+        "context_length": entry.context_length,
+        "max_output_tokens": entry.max_output_tokens,
+        "capabilities": sorted(entry.capabilities),
+        "pricing": entry.pricing(),
+    }
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Response:
+    """The models this organization may use, with `pricing` (USD per token) and `context_length`."""
+    await authenticate(request)
+    entries = sorted(services(request).catalog.available(), key=lambda e: e.id)
+    return JSONResponse({"object": "list", "data": [_model_object(e) for e in entries]})
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> Response:
+    """One model of the catalog."""
+    await authenticate(request)
+    return JSONResponse(_model_object(services(request).catalog.resolve(model_id)))

@@ -1,0 +1,54 @@
+"""The hottest AI routes served straight from ASGI, ahead of FastAPI's router.
+
+Routing through FastAPI (router matching across included routers, dependency solving, an
+exit stack per request) costs more per request than most of the broker's own pipeline,
+and these routes use none of it: they read the body themselves and raise BrokerError. The
+routes stay registered with FastAPI too, so the OpenAPI docs and every other behaviour
+are unchanged; this middleware only answers them first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from aibroker.errors import BrokerError
+from aibroker.gateway.http import JSONResponse
+
+log = logging.getLogger("aibroker.errors")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FastPath:
+    def __init__(self, app: ASGIApp, *, routes: dict[tuple[str, str], Handler], owner: ASGIApp) -> None:
+        self.app = app
+        self.routes = routes
+        self.owner = owner  # the FastAPI app: handlers reach the services through request.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.owner
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except BrokerError as exc:
+            response = JSONResponse(exc.body(), status_code=exc.status_code, headers=_with_request_id(scope, exc.headers))
+        except Exception:
+            log.exception("unhandled error")
+            body = {"error": {"message": "Internal error; the request id identifies it in the logs.",
+                              "type": "server_error", "param": None, "code": None}}
+            response = JSONResponse(body, status_code=500, headers=_with_request_id(scope, {}))
+        await response(scope, receive, send)
+
+
+def _with_request_id(scope: Scope, headers: dict[str, str]) -> dict[str, str]:
+    request_id = (scope.get("state") or {}).get("request_id")
+    return {**headers, "x-request-id": request_id} if request_id else headers

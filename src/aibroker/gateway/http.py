@@ -1,0 +1,128 @@
+"""HTTP plumbing shared by the AI routes: body parsing, auth, disconnect races, SSE."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aibroker.errors import BrokerError, InvalidRequest, PayloadTooLarge
+from aibroker.tenancy.auth import CODE_HEADER, CODE_USER_HEADER, ORG_HEADER, Principal
+from aibroker.tenancy.roles import Permission
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def services(request: Request) -> Any:
+    return request.app.state.services
+
+
+def request_id(request: Request) -> str:
+    return request.scope["state"]["request_id"]
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    limit = services(request).settings.server.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The request body is {len(raw)} bytes; the limit is {limit} bytes.")
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON ({exc.args[0] if exc.args else exc}).") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return data
+
+
+def validate(schema: type[M], data: dict[str, Any]) -> M:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc), param=_first_param(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"'{where}': {error['msg']}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def _first_param(exc: ValidationError) -> str | None:
+    errors = exc.errors()
+    return ".".join(str(p) for p in errors[0]["loc"]) if errors and errors[0]["loc"] else None
+
+
+async def authenticate(
+    request: Request, *, acting_for: str | None = None, permission: str | None = Permission.USE_AI_BROKER
+) -> Principal:
+    """The caller, holding `permission` (403 otherwise). Routes that need another permission
+    name it; the default, USE_AI_BROKER, is what every AI route needs."""
+    acting_for = acting_for or request.headers.get(ORG_HEADER) or request.query_params.get("organizationId")
+    authorization = request.headers.get("authorization")
+    if not authorization and request.headers.get("x-api-key"):
+        # Anthropic's SDK sends its key as x-api-key; the same abk_ key works there.
+        authorization = "Bearer " + request.headers["x-api-key"]
+    principal = await services(request).auth.authenticate(
+        authorization, acting_for=acting_for,
+        code=request.headers.get(CODE_HEADER), code_user=request.headers.get(CODE_USER_HEADER),
+    )
+    return principal.require(permission) if permission else principal
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it (and so the upstream call) if the client disconnects."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        try:
+            await task
+        except BaseException:  # noqa: S110 - the client is gone; its outcome has nobody to go to
+            pass
+        raise BrokerError("The client closed the connection.", status_code=CLIENT_CLOSED, error_type="client_closed")
+    return task.result()
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """OpenAI's SSE framing. A failure after the first chunk becomes an error event."""
+    try:
+        async for chunk in chunks:
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+    except BrokerError as exc:
+        yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+        return
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,182 @@
+"""Image generation and audio transcription through the same pipeline as chat:
+route -> capability check -> admit -> hold -> call (retries, fallbacks) -> settle.
+
+Prices are per unit, from the catalog: per image (optionally per quality/size) and per
+minute of audio. Usage records say endpoint "images" (output_tokens = images returned) or
+"audio" (input_tokens = seconds of audio billed).
+
+How long is an audio file? (the hold must be a true upper bound, before the call)
+- WAV: read from its header (stdlib `wave`): exact; held and billed as such.
+- Anything else: held as if encoded at MIN_AUDIO_BITRATE (8 kbps, below any usable speech
+  encoding, so the bound is safe); billed at the duration the provider reports (verbose_json
+  `duration` or whisper's usage seconds), never above the bound; with no report, the bound.
+Billing counts whole seconds, rounded up, once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aibroker.billing.batch import Settled
+from aibroker.billing.pricing import Cost
+from aibroker.catalog.registry import AUDIO, IMAGE, ModelEntry
+from aibroker.gateway.context import CallContext
+from aibroker.gateway.validation import check_audio, check_images
+from aibroker.kit.audio import wav_seconds
+from aibroker.kit.money import BPS, ceil_div
+from aibroker.providers.base import AudioFile, Call, Provider, Usage
+from aibroker.providers.errors import ProviderBadRequest
+
+if TYPE_CHECKING:
+    from aibroker.gateway.service import Answer, Gateway
+
+MIN_AUDIO_BITRATE = 8_000  # bits per second assumed for the hold of a non-WAV file
+BROKER_FIELDS = ("feature", "cache", "aibroker", "user_name")
+
+
+def image_price(model: ModelEntry, quality: str | None, size: str | None) -> int:
+    """Micros per image: "quality/size", then "quality", then "size", then the default."""
+    prices = dict(model.image_micros_by)
+    for key in (f"{quality}/{size}", quality, size):
+        if key and key in prices:
+            return prices[key]
+    return model.image_micros
+
+
+def image_bound(model: ModelEntry, quality: str | None, size: str | None) -> int:
+    """The most one image can cost: exact when quality and size are fixed, else the dearest
+    price that could apply (the provider picks "auto" quality or size)."""
+    known = lambda v: v not in (None, "", "auto")  # noqa: E731
+    if known(quality) and known(size):
+        return image_price(model, quality, size)
+    return max([model.image_micros, *(price for _, price in model.image_micros_by)])
+
+
+def audio_hold_seconds(audio: AudioFile) -> int:
+    exact = wav_seconds(audio.content)
+    if exact is not None:
+        return max(1, math.ceil(exact))
+    return max(1, ceil_div(len(audio.content) * 8, MIN_AUDIO_BITRATE))
+
+
+def audio_billed_seconds(audio: AudioFile, reported: float | None, bound: int) -> int:
+    if wav_seconds(audio.content) is not None:
+        return bound  # the header is exact
+    if reported is None:
+        return bound
+    return min(bound, max(1, math.ceil(reported)))
+
+
+def unit_cost(numerator_micros: int, denominator: int, margin_bps: int) -> Cost:
+    """(numerator / denominator) micros from the provider, margin added, each rounded up once."""
+    provider = ceil_div(numerator_micros, denominator)
+    billed = ceil_div(numerator_micros * (BPS + margin_bps), denominator * BPS)
+    return Cost(provider_micros=provider, billed_micros=billed, margin_bps=margin_bps)
+
+
+def _upstream_body(model: ModelEntry, body: dict[str, Any]) -> dict[str, Any]:
+    upstream = {k: v for k, v in body.items() if k not in BROKER_FIELDS}
+    upstream["model"] = model.name
+    return upstream
+
+
+def _method(provider: Provider, name: str, model: ModelEntry) -> Callable[..., Awaitable[Any]]:
+    method = getattr(provider, name, None)
+    if method is None:
+        raise ProviderBadRequest(
+            f"The provider '{model.provider}' has no {name} support in this broker.", provider=model.provider
+        )
+    return method  # type: ignore[no-any-return]
+
+
+class MediaGateway:
+    """Per-unit priced calls, reusing the Gateway's router, admission, money and runner."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def _chain(self, ctx: CallContext, requested: str | None, kind: str, check: Callable[[ModelEntry], None]) -> list[ModelEntry]:
+        chain = self.gateway.router.candidates(ctx, requested, kind)
+        check(chain[0])  # the primary must have the capability: say so before any charge
+        fits = []
+        for model in chain[1:]:
+            try:
+                check(model)
+            except Exception:
+                continue
+            fits.append(model)
+        return [chain[0], *fits]
+
+    def _cost(self, ctx: CallContext, model: ModelEntry, numerator: int, denominator: int) -> Cost:
+        if model.provider in ctx.byok_keys:
+            return Cost(ceil_div(numerator, denominator), self.gateway.billing.byok_fee_micros, 0)
+        return unit_cost(numerator, denominator, self.gateway.margin_for(ctx))
+
+    async def generate_images(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
+        gateway = self.gateway
+        await gateway.load_byok(ctx)
+        chain = self._chain(ctx, body.get("model"), IMAGE, check_images)
+        n = int(body.get("n") or 1)
+        quality, size = body.get("quality"), body.get("size")
+        bound = max(self._cost(ctx, m, n * image_bound(m, quality, size), 1).billed_micros for m in chain)
+        calls = [(m, Call(m, _upstream_body(m, body), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
+
+        def settle_as(model: ModelEntry, result: Any) -> tuple[Usage, Cost]:
+            count = len(result.body.get("data") or [])
+            # The provider says which quality/size it chose ("auto"); else what was asked.
+            price = image_price(model, result.body.get("quality") or quality, result.body.get("size") or size)
+            return Usage(output_tokens=count), self._cost(ctx, model, count * price, 1)
+
+        return await self._run(ctx, body, chain, calls, bound, lambda p, c: _method(p, "images", c.model)(c), settle_as)
+
+    async def transcribe(self, ctx: CallContext, fields: dict[str, Any], audio: AudioFile) -> tuple[Answer, int]:
+        """The answer and the seconds billed."""
+        gateway = self.gateway
+        await gateway.load_byok(ctx)
+        chain = self._chain(ctx, fields.get("model"), AUDIO, check_audio)
+        hold_seconds = audio_hold_seconds(audio)
+        bound = max(self._cost(ctx, m, hold_seconds * m.audio_minute_micros, 60).billed_micros for m in chain)
+        calls = [(m, Call(m, _upstream_body(m, fields), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
+        billed: list[int] = []
+
+        def settle_as(model: ModelEntry, result: Any) -> tuple[Usage, Cost]:
+            seconds = audio_billed_seconds(audio, result.seconds, hold_seconds)
+            billed.append(seconds)
+            return Usage(input_tokens=seconds), self._cost(ctx, model, seconds * model.audio_minute_micros, 60)
+
+        answer = await self._run(
+            ctx, fields, chain, calls, bound, lambda p, c: _method(p, "transcribe", c.model)(c, audio), settle_as
+        )
+        return answer, billed[0]
+
+    async def _run(
+        self,
+        ctx: CallContext,
+        body: dict[str, Any],
+        chain: list[ModelEntry],
+        calls: list[tuple[ModelEntry, Call]],
+        bound: int,
+        invoke: Callable[[Provider, Call], Awaitable[Any]],
+        settle_as: Callable[[ModelEntry, Any], tuple[Usage, Cost]],
+    ) -> Answer:
+        from aibroker.gateway.service import Answer
+
+        gateway, primary = self.gateway, chain[0]
+        ticket = await gateway.admission.admit(ctx, primary, body)
+        hold = await gateway.reserve(ctx, bound)
+        try:
+            done = await gateway.runner.run(calls, invoke, gateway._record_failure(ctx))
+        except BaseException as exc:
+            await gateway.release(ctx, hold, primary, exc)
+            await gateway.admission.settle(ctx, ticket, primary, None)
+            raise
+        usage, cost = settle_as(done.model, done.value)
+        op = gateway.settlement(ctx, hold, done.model, usage, cost, status="success", attempt=done.attempts, upstream_ms=done.upstream_ms)
+        settled: Settled = await gateway.settle(op, hold)
+        gateway.observe(ctx, done.model, usage, cost)
+        await gateway.admission.settle(ctx, ticket, done.model, usage)
+        billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
+        body_out = done.value.body
+        return Answer(body_out, done.model, billed, settled.balance_after, usage, done.attempts, {**ticket.headers, "x-aibroker-cache": ctx.cache_status})

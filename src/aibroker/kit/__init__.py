@@ -1,0 +1,1 @@
+"""Domain-free helpers: money, ids, time, crypto. Imports nothing from the domains."""

@@ -1,0 +1,1 @@
+"""Plans, rate limits, quotas and input rules: the gateway's Admission hook."""

@@ -1,0 +1,191 @@
+"""Channel connections: a tenant's account on each platform, with sealed tokens and secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aibroker.config import get_settings
+from aibroker.errors import Conflict, InvalidRequest, NotFound
+from aibroker.kit import crypto
+from aibroker.kit.clock import utcnow
+from aibroker.kit.ids import new_id
+from aibroker.models import ChannelConnection, Organization
+
+CHANNELS = ("whatsapp", "instagram", "facebook", "tiktok")
+META_CHANNELS = ("whatsapp", "instagram", "facebook")
+
+# Non-secret account ids: stored in clear columns (they route webhooks). Everything else in
+# `credentials` (tokens, client secret) is sealed.
+ACCOUNT_FIELDS = {
+    "whatsapp": {"phone_number_id": "phone_number_id", "business_account_id": "business_account_id"},
+    "facebook": {"page_id": "page_id"},
+    "instagram": {"instagram_account_id": "instagram_account_id", "page_id": "page_id"},
+    "tiktok": {"client_key": "tiktok_client_key", "business_id": "tiktok_business_id"},
+}
+REQUIRED = {
+    "whatsapp": ("phone_number_id", "access_token"),
+    "facebook": ("page_id", "access_token"),
+    "instagram": ("instagram_account_id", "access_token"),
+    "tiktok": ("client_key", "client_secret", "business_id", "access_token"),
+}
+# The id each platform puts in its webhooks: it routes an event to its connection.
+ROUTING_FIELD = {"whatsapp": "phone_number_id", "facebook": "page_id", "instagram": "instagram_account_id", "tiktok": "business_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConnection:
+    """A connection with its secrets unsealed, for the duration of one send or check."""
+
+    row: ChannelConnection
+    credentials: dict[str, str]
+    app_secret: str
+
+
+def hash_verify_token(token: str) -> str:
+    return hashlib.sha256(("aibroker-verify:" + token).encode()).hexdigest()
+
+
+def _context(connection_id: str, what: str) -> str:
+    return f"channel_connections:{connection_id}:{what}"
+
+
+def _secret_keys() -> list[str]:
+    settings = get_settings()
+    keys = [settings.server.secret_key]
+    previous = getattr(getattr(settings, "accounts", None), "secret_key_previous", None)
+    if previous:
+        keys.append(previous)
+    return keys
+
+
+def _unseal(sealed: bytes, key_id: str, context: str) -> str:
+    keys = _secret_keys()
+    keys.sort(key=lambda k: crypto.key_id(k) != key_id)  # the key that sealed it first
+    for key in keys:
+        try:
+            return crypto.unseal(sealed, key, context=context)
+        except Exception:  # noqa: S112 - try the next key (rotation in progress)
+            continue
+    raise InvalidRequest("A stored channel secret cannot be opened with the configured AIBROKER_SECRET_KEY.")
+
+
+def open_connection(row: ChannelConnection) -> OpenConnection:
+    credentials = json.loads(_unseal(row.sealed_credentials, row.key_id, _context(row.id, "credentials")))
+    app_secret = _unseal(row.sealed_app_secret, row.key_id, _context(row.id, "app_secret"))
+    return OpenConnection(row, credentials, app_secret)
+
+
+def reseal(row: ChannelConnection, old_secret: str, new_secret: str) -> None:
+    """Re-seal one row's secrets under a new key (for `aibroker secrets rotate`)."""
+    for column, what in (("sealed_credentials", "credentials"), ("sealed_app_secret", "app_secret")):
+        plain = crypto.unseal(getattr(row, column), old_secret, context=_context(row.id, what))
+        setattr(row, column, crypto.seal(plain, new_secret, context=_context(row.id, what)))
+    row.key_id = crypto.key_id(new_secret)
+
+
+async def create_connection(
+    session: AsyncSession,
+    *,
+    organization_id: str,
+    channel: str,
+    credentials: dict[str, Any],
+    verify_token: str | None,
+    app_secret: str | None,
+    ai_enabled: bool,
+    branch: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> ChannelConnection:
+    if channel not in CHANNELS:
+        raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.", param="channel")
+    creds = {k: str(v) for k, v in (credentials or {}).items() if v not in (None, "")}
+    missing = [f for f in REQUIRED[channel] if f not in creds]
+    if missing:
+        raise InvalidRequest(f"credentials for {channel} need: {', '.join(missing)}.", param="credentials")
+    if channel == "tiktok":
+        app_secret = app_secret or creds["client_secret"]  # TikTok signs webhooks with the client secret
+    if not app_secret:
+        raise InvalidRequest("app_secret is required: webhook signatures are checked with it.", param="app_secret")
+    account_key = creds[ROUTING_FIELD[channel]]
+    taken = await session.scalar(
+        select(ChannelConnection.id).where(ChannelConnection.channel == channel, ChannelConnection.account_key == account_key)
+    )
+    if taken:
+        raise Conflict(f"This {channel} account ({account_key}) is already connected.", param="credentials")
+    row_id = new_id("chn")
+    columns = {column: creds.pop(field) for field, column in ACCOUNT_FIELDS[channel].items() if field in creds}
+    secret = get_settings().server.secret_key
+    row = ChannelConnection(
+        id=row_id, organization_id=organization_id, branch=branch, channel=channel, status="active",
+        ai_enabled=ai_enabled, account_key=account_key, **columns,
+        sealed_credentials=crypto.seal(json.dumps(creds), secret, context=_context(row_id, "credentials")),
+        sealed_app_secret=crypto.seal(app_secret, secret, context=_context(row_id, "app_secret")),
+        key_id=crypto.key_id(secret),
+        verify_token_hash=hash_verify_token(verify_token) if verify_token else None,
+        options=options or {}, updated_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_connections(session: AsyncSession, organization_id: str) -> list[ChannelConnection]:
+    rows = await session.scalars(
+        select(ChannelConnection).where(ChannelConnection.organization_id == organization_id).order_by(ChannelConnection.created_at)
+    )
+    return list(rows)
+
+
+async def get_connection(session: AsyncSession, organization_id: str, connection_id: str) -> ChannelConnection:
+    row = await session.scalar(
+        select(ChannelConnection).where(ChannelConnection.id == connection_id, ChannelConnection.organization_id == organization_id)
+    )
+    if row is None:
+        raise NotFound(f"No channel connection '{connection_id}'.", param="id")
+    return row
+
+
+async def tenant_connections(session: AsyncSession, slug: str, channel: str) -> list[ChannelConnection]:
+    """The connections of the tenant named in a webhook URL, for one channel."""
+    rows = await session.scalars(
+        select(ChannelConnection)
+        .join(Organization, Organization.id == ChannelConnection.organization_id)
+        .where(Organization.slug == slug, ChannelConnection.channel == channel, ChannelConnection.status == "active")
+    )
+    return list(rows)
+
+
+async def connections_by_account(session: AsyncSession, channel: str, keys: set[str], field: str = "account_key") -> list[ChannelConnection]:
+    if not keys:
+        return []
+    column = getattr(ChannelConnection, field)
+    rows = await session.scalars(
+        select(ChannelConnection).where(ChannelConnection.channel == channel, column.in_(keys), ChannelConnection.status == "active")
+    )
+    return list(rows)
+
+
+async def connections_by_verify_token(session: AsyncSession, channel: str, token: str, slug: str | None) -> bool:
+    stmt = select(ChannelConnection.verify_token_hash).where(ChannelConnection.channel == channel)
+    if slug is not None:
+        stmt = stmt.join(Organization, Organization.id == ChannelConnection.organization_id).where(Organization.slug == slug)
+    wanted = hash_verify_token(token)
+    return any(h and hmac.compare_digest(h, wanted) for h in await session.scalars(stmt))
+
+
+def connection_view(row: ChannelConnection) -> dict[str, Any]:
+    """What the API shows of a connection: ids and flags, never tokens or secrets."""
+    return {
+        "id": row.id, "channel": row.channel, "branch": row.branch, "status": row.status, "ai_enabled": row.ai_enabled,
+        "account_id": row.account_key, "phone_number_id": row.phone_number_id,
+        "business_account_id": row.business_account_id, "page_id": row.page_id,
+        "instagram_account_id": row.instagram_account_id, "tiktok_client_key": row.tiktok_client_key,
+        "tiktok_business_id": row.tiktok_business_id, "has_verify_token": row.verify_token_hash is not None,
+        "options": row.options or {}, "created_at": row.created_at,
+    }

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from aibroker.models.base import Base, Timestamped
+
+
+class ApiKey(Timestamped, Base):
+    """A tenant API key. Only its SHA-256 is stored; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120), default="default")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # First characters of the key, safe to show so a user can tell keys apart.
+    display_prefix: Mapped[str] = mapped_column(String(16))
+    # Filled by the accounts issue: the user a key was made for (no FK yet: users arrive later).
+    user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    default_feature: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Tighter limits for this key alone (NULL: only the organization's plan applies).
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rph: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    monthly_token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from aibroker.models.base import Base, Timestamped
+
+
+class UsageRecord(Timestamped, Base):
+    """One upstream attempt or one answered request: what was asked, what it cost, how it went."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        Index("ix_usage_records_org_created", "organization_id", "created_at"),
+        Index("ix_usage_records_request", "request_id"),
+        # The routing matrix counts a feature's requests per day / month (migration 0005).
+        Index("ix_usage_records_org_feature_created", "organization_id", "feature", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(40))
+    organization_id: Mapped[str] = mapped_column(String(40))
+    api_key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    feature: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    endpoint: Mapped[str] = mapped_column(String(40))  # chat | embeddings | broker
+    provider: Mapped[str] = mapped_column(String(60))
+    model: Mapped[str] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    provider_cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    billed_cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    margin_bps: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    upstream_latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20))  # success | error | partial
+    error_type: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    streamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    byok: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,1 @@
+"""Notifications: stored events (low balance, ...) delivered to the platform's webhook."""

@@ -1,0 +1,1 @@
+"""Stripe and Mercado Pago: checkout, verified webhooks, plans, codes and wallet credits."""

@@ -1,0 +1,1 @@
+"""Routing matrix (seed 003): features, plans, profiles, groups -> providers; consensus."""

@@ -1,0 +1,1 @@
+"""Organizations, API keys, authentication."""

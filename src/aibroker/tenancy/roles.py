@@ -1,0 +1,69 @@
+"""Roles and the permissions they grant (seed 000: USE_AI_BROKER; owner, agent, distributor).
+
+A permission is a plain string; every endpoint declares the one it needs
+(`aibroker.deps.require`). Roles are fixed sets, so a check is a set lookup."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    USE_AI_BROKER = "USE_AI_BROKER"
+    VIEW_USAGE = "VIEW_USAGE"
+    MANAGE_KEYS = "MANAGE_KEYS"
+    MANAGE_BILLING = "MANAGE_BILLING"
+    MANAGE_MEMBERS = "MANAGE_MEMBERS"
+    MANAGE_CHANNELS = "MANAGE_CHANNELS"
+    MANAGE_ORGANIZATION = "MANAGE_ORGANIZATION"
+
+
+class Role(StrEnum):
+    OWNER = "OWNER"
+    ADMIN = "ADMIN"
+    AGENT = "AGENT"
+    DISTRIBUTOR = "DISTRIBUTOR"
+    MEMBER = "MEMBER"
+
+
+SUPER_ADMIN = "SUPER_ADMIN"
+ALL_PERMISSIONS: frozenset[str] = frozenset(Permission)
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.OWNER: ALL_PERMISSIONS,
+    Role.ADMIN: ALL_PERMISSIONS - {Permission.MANAGE_ORGANIZATION},
+    # Agents answer conversations on the channels and use the AI; they see usage.
+    Role.AGENT: frozenset({Permission.USE_AI_BROKER, Permission.VIEW_USAGE, Permission.MANAGE_CHANNELS}),
+    # Distributors resell: they use the AI, see usage and pay (recharges, plans).
+    Role.DISTRIBUTOR: frozenset({Permission.USE_AI_BROKER, Permission.VIEW_USAGE, Permission.MANAGE_BILLING}),
+    Role.MEMBER: frozenset({Permission.USE_AI_BROKER}),
+}
+
+# An API key is the machine credential a platform integrates with: it calls the AI, reads
+# usage, manages keys and connects channels. Paying, members and the organization itself
+# need a person (a user's token with the right role).
+API_KEY_PERMISSIONS: frozenset[str] = frozenset(
+    {Permission.USE_AI_BROKER, Permission.VIEW_USAGE, Permission.MANAGE_KEYS, Permission.MANAGE_CHANNELS}
+)
+# `x-organization-code` header: the AI and usage only; never an administrative operation.
+CODE_PERMISSIONS: frozenset[str] = frozenset({Permission.USE_AI_BROKER, Permission.VIEW_USAGE})
+
+# Roles an inviter may hand out: nobody can invite an OWNER; only an OWNER invites an ADMIN.
+INVITABLE_ROLES = (Role.ADMIN, Role.AGENT, Role.DISTRIBUTOR, Role.MEMBER)
+
+
+def permissions_for(role: str | None, *, super_admin: bool = False) -> frozenset[str]:
+    if super_admin:
+        return ALL_PERMISSIONS
+    return ROLE_PERMISSIONS.get(role or "", frozenset())
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value.strip().upper())
+    except ValueError:
+        from aibroker.errors import InvalidRequest
+
+        raise InvalidRequest(
+            f"unknown role '{value}'; one of {', '.join(r.value for r in Role)}", param="role"
+        ) from None

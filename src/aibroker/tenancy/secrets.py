@@ -1,0 +1,93 @@
+"""Sealed columns (AES-256-GCM under AIBROKER_SECRET_KEY, with the sealing key's id) and
+their rotation: `aibroker secrets rotate` re-seals every registered table from the old key
+to the current one, in one transaction (all or nothing).
+
+Each domain that stores sealed secrets registers a `Sealer`: the model (with a `key_id`
+column) and a function re-sealing one row in place. Built-in: BYOK provider keys and
+messaging channel tokens; `register()` adds more."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from aibroker.errors import InvalidRequest
+from aibroker.kit import crypto
+
+
+@dataclass(frozen=True)
+class Sealer:
+    name: str
+    model: type[Any]
+    reseal: Callable[[Any, str, str], None]  # (row, old_secret, new_secret) -> None, in place
+
+
+_registered: dict[str, Sealer] = {}
+
+
+def register(sealer: Sealer) -> None:
+    _registered[sealer.name] = sealer
+
+
+def _reseal_provider_credential(row: Any, old: str, new: str) -> None:
+    from aibroker.billing.byok import seal_context
+
+    context = seal_context(row.organization_id, row.provider)
+    row.sealed_key = crypto.seal(crypto.unseal(bytes(row.sealed_key), old, context=context), new, context=context)
+    row.key_id = crypto.key_id(new)
+
+
+def _builtin() -> None:
+    from aibroker.models import ProviderCredential
+
+    register(Sealer("provider_credentials", ProviderCredential, _reseal_provider_credential))
+    try:  # the messaging domain's channel tokens (its own reseal keeps its AAD rules)
+        channels = importlib.import_module("aibroker.messaging.channels")
+        model = importlib.import_module("aibroker.models").ChannelConnection
+    except (ImportError, AttributeError):
+        return
+    register(Sealer("channel_connections", model, channels.reseal))
+
+
+def sealers() -> list[Sealer]:
+    if not _registered:
+        _builtin()
+    return list(_registered.values())
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    resealed: dict[str, int]  # table -> rows re-sealed
+    already_current: dict[str, int]  # table -> rows already under the new key
+
+
+def rotate(engine: Engine, *, old_secret: str, new_secret: str) -> RotationReport:
+    """Re-seal every row sealed under `old_secret` with `new_secret`. Rows already under the
+    new key are left alone (a rerun is harmless). Any row that does not open aborts everything."""
+    if not old_secret or old_secret == new_secret:
+        raise InvalidRequest("give the previous secret key (AIBROKER_SECRET_KEY_PREVIOUS or --from), different from the current one")
+    old_id, new_id = crypto.key_id(old_secret), crypto.key_id(new_secret)
+    resealed: dict[str, int] = {}
+    current: dict[str, int] = {}
+    with Session(engine) as session, session.begin():
+        for sealer in sealers():
+            rows = session.scalars(select(sealer.model).with_for_update()).all()
+            resealed[sealer.name] = current[sealer.name] = 0
+            for row in rows:
+                if row.key_id == new_id:
+                    current[sealer.name] += 1
+                    continue
+                if row.key_id != old_id:
+                    raise InvalidRequest(f"{sealer.name} row {row.id} was sealed with an unknown key ({row.key_id}); nothing was changed")
+                try:
+                    sealer.reseal(row, old_secret, new_secret)
+                except Exception as exc:  # InvalidTag: the data does not open with the old key
+                    raise InvalidRequest(f"{sealer.name} row {row.id} does not open with the previous key; nothing was changed") from exc
+                resealed[sealer.name] += 1
+    return RotationReport(resealed, current)
