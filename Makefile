@@ -27,4 +27,4 @@ bench: $(STAMP)
 	$(PYTHON) bench/gateway.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache aibroker.db aibroker.db-wal aibroker.db-shm
+	rm -rf $(VENV) .pytest_cache aibroker.db aibroker.db-wal aibroker.db-shm aibroker.db.migrate-lock

@@ -94,7 +94,7 @@ class Processes:
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen, Path]] = []
 
-    def __enter__(self) -> "Processes":
+    def __enter__(self) -> Processes:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -293,7 +293,7 @@ def _portkey_version() -> str:
 def report(targets: list[Target], args: argparse.Namespace) -> str:
     by_name = {t.name: t for t in targets}
     direct = by_name.get("direct")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     ver = ", ".join(f"{k} {v}" for k, v in versions(Path(args.aibroker_bin)).items())
     db = "postgresql" if args.database_url else "sqlite"
     lines = [

@@ -41,8 +41,9 @@ def main() -> None:
     })
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         os.environ.pop(name, None)
-    from aibroker.migrations.runner import upgrade
     from tests.support.broker import BrokerServer
+
+    from aibroker.migrations.runner import upgrade
 
     if url.startswith("postgresql"):
         from sqlalchemy import text
@@ -70,9 +71,9 @@ def main() -> None:
 
 async def _bench(broker, graph, args):  # type: ignore[no-untyped-def]
     import httpx
+    from tests.messaging.support import TOKENS, channel_body, inbound, signed
 
     from aibroker.jobs.runner import Worker
-    from tests.messaging.support import TOKENS, channel_body, inbound, signed
 
     org = broker.create_org("Bench", credit="1000", slug="bench")
     graph.tokens["420000000000002"] = TOKENS["whatsapp"]

@@ -124,9 +124,9 @@ def report(rows: list[tuple], targets: list[g.Target], args: argparse.Namespace)
     for name, p50, p99, c1, c64 in rows:
         lines.append(f"| {name} | {p50:.2f} | {p99:.2f} | {c1:,.0f} | {c64:,.0f} |")
     if "aibroker-1w" in by and "litellm" in by:
-        a, l = by["aibroker-1w"], by["litellm"]
+        a, lite = by["aibroker-1w"], by["litellm"]
         lines += ["", "| aibroker vs LiteLLM | TTFB p50 (lower is better) | streams/s c1 | streams/s c64 |", "|---|---:|---:|---:|",
-                  f"| ratio | {a[1] / l[1]:.2f}x | {a[3] / l[3]:.2f}x | {a[4] / l[4]:.2f}x |"]
+                  f"| ratio | {a[1] / lite[1]:.2f}x | {a[3] / lite[3]:.2f}x | {a[4] / lite[4]:.2f}x |"]
     for t in targets:
         if t.unavailable:
             lines.append(f"\n- {t.name}: unavailable: {t.unavailable[:300]}")

@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-
 __all__ = ["FakeServer", "Fault", "RecordedRequest", "StreamFault", "StreamCut", "count_words", "split_chunks"]
 
 HANG_LIMIT_S = 60.0

@@ -4,7 +4,7 @@ end-to-end path: signup -> checkout -> webhook -> code -> wallet credited -> AI 
 from __future__ import annotations
 
 import openai
-import pytest
+from sqlalchemy import text
 
 from aibroker.models import LedgerEntry, Membership, OrganizationCode, UsageRecord, Wallet
 from tests.fakes.stripe_api import event, sign
@@ -60,7 +60,7 @@ def test_validate_and_create_from_code_once(broker, fake_stripe):
         full = http.post("/api/organizations/create-from-code", json={"code": code, "email": "new@example.com", "password": "brand-new-pass-9"})
         assert full.status_code == 403 and full.json()["error"]["code"] == "plan_limit_max_users"
         with broker.db.begin() as conn:
-            conn.exec_driver_sql("UPDATE organizations SET plan = 'starter' WHERE id = '%s'" % owner["organization"]["id"])
+            conn.execute(text("UPDATE organizations SET plan = 'starter' WHERE id = :id"), {"id": owner["organization"]["id"]})
         made = http.post("/api/organizations/create-from-code", json={"code": code, "email": "new@example.com", "password": "brand-new-pass-9"})
         assert made.status_code == 201, made.text
         used = http.post("/api/organizations/create-from-code", json={"code": code, "email": "other@example.com", "password": "brand-new-pass-9"})

@@ -14,8 +14,8 @@ from aibroker.catalog.registry import load_packaged
 from aibroker.models import ModelOverride, UsageRecord
 from tests.fakes.anthropic_upstream import Fault
 from tests.fakes.gemini_upstream import embed_text as gemini_vector
-from tests.support.broker import BrokerServer
 from tests.providers.helpers import LOOKUP
+from tests.support.broker import BrokerServer
 
 PRICES = load_packaged()
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "compare these providers"}]

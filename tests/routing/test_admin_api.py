@@ -102,8 +102,8 @@ def test_bad_input_is_refused_at_write_time(admin):
 
 
 def test_precedence_user_then_group_then_plan_then_defaults_and_expiry(admin, broker):
-    from tests.routing.conftest import Clock
     from aibroker.kit.clock import set_clock
+    from tests.routing.conftest import Clock
 
     clock = Clock(dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC))
     set_clock(clock)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import inspect as sa_inspect, select
+from sqlalchemy import select
 
 from aibroker.models import Base
 from tests.support.accounts import bearer, signup

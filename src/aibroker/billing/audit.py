@@ -67,7 +67,7 @@ def verify(engine: Engine) -> Report:
         if conn.dialect.name == "sqlite":
             # pysqlite does not begin a transaction for reads; without one each SELECT
             # would see a different moment. BEGIN + the first read pins the WAL snapshot.
-            conn.exec_driver_sql("BEGIN")  # noqa: opened by hand, rolled back below
+            conn.exec_driver_sql("BEGIN")  # opened by hand, rolled back below
             try:
                 return verify_connection(conn)
             finally:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-_now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+def _real_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_now: Callable[[], dt.datetime] = _real_now
 
 
 def utcnow() -> dt.datetime:
@@ -15,4 +20,4 @@ def utcnow() -> dt.datetime:
 def set_clock(now: Callable[[], dt.datetime] | None) -> None:
     """Tests only: replace the clock (None restores the real one)."""
     global _now
-    _now = now or (lambda: dt.datetime.now(dt.UTC))
+    _now = now or _real_now

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aibroker.db import upsert_insert
 from aibroker.kit.clock import utcnow
 from aibroker.limits.defaults import DEFAULT_PLANS, UNLIMITED, full_row
 from aibroker.models import PlanRow
@@ -62,13 +63,16 @@ _FALLBACK = {p["slug"]: Plan(**{k: v for k, v in full_row(p).items()}) for p in 
 
 
 async def ensure_default_plans(session: AsyncSession) -> int:
-    """Insert default plans that are missing (never overwrites an operator's edits)."""
+    """Insert default plans that are missing (never overwrites an operator's edits). Several
+    processes start at once: a plan another one inserted first is skipped, not an error."""
     have = set((await session.scalars(select(PlanRow.slug))).all())
     missing = [p for p in DEFAULT_PLANS if p["slug"] not in have]
-    for plan in missing:
-        session.add(PlanRow(**full_row(plan), created_at=utcnow()))
-    await session.flush()
-    return len(missing)
+    if not missing:
+        return 0
+    now = utcnow()
+    stmt = upsert_insert(session, PlanRow).values([{**full_row(p), "created_at": now} for p in missing])
+    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["slug"]))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class PlanBook:

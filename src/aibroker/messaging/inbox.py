@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aibroker.db import upsert_insert
 from aibroker.jobs import enqueue
 from aibroker.kit.ids import new_id
 from aibroker.messaging.normalize import MESSAGE, InboundEvent
@@ -15,10 +15,9 @@ PROCESS_EVENT = "messaging.process_event"
 
 async def store(session: AsyncSession, channel: str, event: InboundEvent, connection: ChannelConnection) -> bool:
     """Insert the event (a replay does nothing) and, when new, its processing job. True if new."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     event_id = new_id("whe")
     stmt = (
-        insert(WebhookEvent)
+        upsert_insert(session, WebhookEvent)
         .values(
             id=event_id, channel=channel, external_id=event.external_id[:255], organization_id=connection.organization_id,
             connection_id=connection.id, kind=event.kind, payload={"data": event.data, "raw": event.raw},

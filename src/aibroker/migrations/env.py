@@ -9,6 +9,7 @@ from aibroker.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x41_49_42_52  # "AIBR": the advisory lock key that serialises migrations
 
 
 def run_migrations_online() -> None:
@@ -31,6 +32,10 @@ def _run(connection, url) -> None:  # type: ignore[no-untyped-def]
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes may start at once on a new database: one migrates, the
+            # others wait here and then find nothing left to do.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 

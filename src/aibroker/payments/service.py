@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.billing.batch import PostEntry
 from aibroker.billing.service import post_entry
 from aibroker.billing.writer import MoneyWriter
+from aibroker.db import upsert_insert
 from aibroker.errors import InvalidRequest, NotFound
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
@@ -49,9 +49,7 @@ async def already_seen(session: AsyncSession, provider: str, external_id: str) -
 
 async def record_event(session: AsyncSession, *, provider: str, external_id: str, type: str, outcome: Outcome, payload: dict[str, Any]) -> bool:
     """Insert the inbox row; False when another delivery stored it first (conflict: do nothing)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(PaymentEvent).values(
+    stmt = upsert_insert(session, PaymentEvent).values(
         id=new_id("pev"), provider=provider, external_id=external_id, type=type, organization_id=outcome.organization_id,
         payload={"outcome": outcome.actions, "credited_micros": outcome.credited_micros, "object": payload},
         created_at=utcnow(),

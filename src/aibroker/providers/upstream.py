@@ -103,7 +103,7 @@ class Upstream:
             async with self._client().request(method, self.base_url + path, timeout=self._timeout(seconds=timeout), **kw) as response:
                 content = await response.read()
                 status, headers = response.status, response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from exc
         if status >= 400:
             raise self._on_error(status, content, headers)
@@ -134,13 +134,13 @@ class Upstream:
             response = await self._client().post(
                 self.base_url + path, data=orjson.dumps(body), headers=dict(headers), timeout=self._timeout(streaming=True)
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from exc
         try:
             if response.status >= 400:
                 try:
                     content = await response.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     raise self._transport_error(exc) from exc
                 raise self._on_error(response.status, content, response.headers)
             yield self._lines(response)
@@ -156,7 +156,7 @@ class Upstream:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     yield line.rstrip(b"\r").decode()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc, " mid-stream") from exc
         if buffer:
             yield buffer.rstrip(b"\r").decode()

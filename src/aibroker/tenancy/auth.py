@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits import parse as parse_rate
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
@@ -39,6 +38,7 @@ from aibroker.tenancy.roles import (
     permissions_for,
 )
 from aibroker.tenancy.tokens import looks_like_jwt, verify_access_token
+from limits import parse as parse_rate
 
 ORG_HEADER = "x-organization-id"
 CODE_HEADER = "x-organization-code"
