@@ -134,12 +134,18 @@ class MoneyWriter:
         self._last_checkpoint = time.monotonic()
         loop.run_in_executor(self._executor, self._checkpoint_sync)
 
-    def _checkpoint_sync(self) -> None:
+    def _checkpoint_sync(self) -> tuple[int, int, int] | None:
+        """(busy, frames in the WAL, frames checkpointed), or None when it failed."""
+        # On the raw connection: through SQLAlchemy the engine would BEGIN IMMEDIATE first,
+        # and SQLite refuses to checkpoint inside a transaction ("table is locked").
+        raw = self._engine.raw_connection()
         try:
-            with self._engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            return tuple(raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())  # type: ignore[union-attr,return-value]
         except Exception:  # noqa: BLE001 - the next one will try again
             log.warning("WAL checkpoint failed", exc_info=True)
+            return None
+        finally:
+            raw.close()
 
     def _write_sync(self, ops: list[Op]) -> list[Any]:
         with self._engine.begin() as conn:
