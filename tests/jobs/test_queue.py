@@ -22,11 +22,16 @@ from aibroker.jobs.runner import Worker
 from aibroker.kit.clock import set_clock
 from aibroker.models import Job
 
+SLOTS = 4
 RUNS: Counter[str] = Counter()
 RUNNING: set[str] = set()
 OVERLAPS: list[str] = []
 GATE: dict[str, asyncio.Event] = {}
 BEHAVIOUR: dict[str, str] = {}
+# Set by a test: record() jobs wait until more jobs run at once than one worker has slots.
+SHARED: dict[str, asyncio.Event] = {}
+PER_WORKER: Counter[str] = Counter()  # jobs running now, per worker
+PEAK: Counter[str] = Counter()  # the most each worker ever ran at once
 
 
 @register("test.record")
@@ -34,12 +39,20 @@ async def record(ctx):  # type: ignore[no-untyped-def]
     if ctx.id in RUNNING:
         OVERLAPS.append(ctx.id)
     RUNNING.add(ctx.id)
+    PER_WORKER[ctx.worker_id] += 1
+    PEAK[ctx.worker_id] = max(PEAK[ctx.worker_id], PER_WORKER[ctx.worker_id])
     try:
+        busy = SHARED.get("busy")
+        if busy is not None:
+            if len(RUNNING) > SLOTS:
+                busy.set()
+            await asyncio.wait_for(busy.wait(), 10)  # one worker alone could never get here
         await asyncio.sleep(0)  # yield so other workers interleave
         RUNS[ctx.id] += 1
         return {"n": ctx.payload["n"]}
     finally:
         RUNNING.discard(ctx.id)
+        PER_WORKER[ctx.worker_id] -= 1
 
 
 @register("test.block")
@@ -81,7 +94,8 @@ async def services(database_url, monkeypatch):  # type: ignore[no-untyped-def]
         dbs.append(db)
         return types.SimpleNamespace(settings=settings, db=db)
 
-    RUNS.clear(), RUNNING.clear(), OVERLAPS.clear(), GATE.clear(), BEHAVIOUR.clear()
+    RUNS.clear(), RUNNING.clear(), OVERLAPS.clear(), GATE.clear(), BEHAVIOUR.clear(), SHARED.clear()
+    PER_WORKER.clear(), PEAK.clear()
     yield make
     for db in dbs:
         await db.dispose()
@@ -111,11 +125,13 @@ async def test_enqueue_belongs_to_the_callers_transaction(services):
 
 async def test_concurrent_workers_run_each_job_exactly_once(services):
     ids = await _enqueue(services(), "test.record", 120)
-    workers = [Worker(services(), concurrency=4, worker_id=f"w{i}", poll_seconds=0.01) for i in range(5)]
+    SHARED["busy"] = asyncio.Event()  # the first jobs wait until a second worker runs some too
+    workers = [Worker(services(), concurrency=SLOTS, worker_id=f"w{i}", poll_seconds=0.01) for i in range(5)]
     outcomes = await asyncio.gather(*(w.run_batch(1000) for w in workers))
     assert sum(o["completed"] for o in outcomes) == 120
     assert OVERLAPS == [] and set(RUNS) == set(ids) and set(RUNS.values()) == {1}
     assert sum(1 for o in outcomes if o["completed"]) > 1  # the work really was shared
+    assert max(PEAK.values()) <= SLOTS  # a claim never takes more jobs than free slots
     async with services().db.sessions() as session:
         assert (await queue.counts(session))["completed"] == {"test.record": 120}
 

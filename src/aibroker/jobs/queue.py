@@ -69,25 +69,39 @@ def _due(now: dt.datetime) -> Any:
 async def claim(
     session: AsyncSession, *, worker_id: str, lease_seconds: float, types: list[str] | None = None
 ) -> ClaimedJob | None:
+    claimed = await claim_many(session, 1, worker_id=worker_id, lease_seconds=lease_seconds, types=types)
+    return claimed[0] if claimed else None
+
+
+async def claim_many(
+    session: AsyncSession, limit: int, *, worker_id: str, lease_seconds: float, types: list[str] | None = None
+) -> list[ClaimedJob]:
+    """Up to `limit` due jobs in one statement (a worker fills all its free slots at once),
+    highest priority first, then oldest schedule."""
     now = utcnow()
     pick = select(Job.id).where(_due(now))
     if types:
         pick = pick.where(Job.type.in_(types))
-    pick = pick.order_by(Job.priority.desc(), Job.scheduled_for).limit(1)
+    pick = pick.order_by(Job.priority.desc(), Job.scheduled_for).limit(limit)
     if session.bind.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
+    # A materialized CTE runs the pick exactly once. Inlined as `id IN (subquery)`, PostgreSQL
+    # may run it again per row and, skipping the rows it just locked, claim more than `limit`.
+    picked = pick.cte("picked").prefix_with("MATERIALIZED")
     stmt = (
         update(Job)
-        .where(Job.id == pick.scalar_subquery(), _due(now))
+        .where(Job.id == picked.c.id, _due(now))
         .values(
             status=PROCESSING, attempts=Job.attempts + 1, locked_by=worker_id,
             lease_expires_at=now + dt.timedelta(seconds=lease_seconds), started_at=now, updated_at=now,
         )
-        .returning(Job.id, Job.type, Job.payload, Job.organization_id, Job.attempts, Job.max_attempts)
+        .returning(Job.id, Job.type, Job.payload, Job.organization_id, Job.attempts, Job.max_attempts, Job.priority, Job.scheduled_for)
         .execution_options(synchronize_session=False)
     )
-    row = (await session.execute(stmt)).first()
-    return ClaimedJob(*row) if row else None
+    rows = (await session.execute(stmt)).all()
+    # RETURNING comes in no particular order: run them in the order they were picked.
+    rows.sort(key=lambda r: (-r.priority, r.scheduled_for))
+    return [ClaimedJob(*row[:6]) for row in rows]
 
 
 async def heartbeat(session: AsyncSession, job_id: str, worker_id: str, lease_seconds: float) -> bool:

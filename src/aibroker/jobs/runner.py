@@ -50,44 +50,66 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; jobs already started finish first."""
-        await asyncio.gather(*(self._slot(stop) for _ in range(self.concurrency)))
-
-    async def _slot(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                job = await self.claim()
-            except Exception:
-                log.exception("claiming a job failed")
-                job = None
-            if job is not None:
-                await self.execute(job)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_seconds)
+        await self._dispatch(stop=stop)
 
     async def run_batch(self, max_jobs: int) -> dict[str, int]:
-        """Run up to `max_jobs` due jobs (with this worker's concurrency), then return."""
-        budget = [max_jobs]
+        """Run up to `max_jobs` due jobs (with this worker's concurrency), then return once
+        nothing is due and the started ones have finished."""
         before = dict(self.stats)
-
-        async def slot() -> None:
-            while budget[0] > 0:
-                budget[0] -= 1
-                job = await self.claim()
-                if job is None:
-                    return
-                await self.execute(job)
-
-        await asyncio.gather(*(slot() for _ in range(min(self.concurrency, max(1, max_jobs)))))
+        await self._dispatch(budget=max_jobs)
         return {k: self.stats[k] - before[k] for k in self.stats}
+
+    async def _dispatch(self, *, stop: asyncio.Event | None = None, budget: int | None = None) -> None:
+        """Fill every free slot with one claim (one statement for all of them), then wait
+        for a slot to free up, or, with nothing due, for a job to end or the poll interval."""
+        running: set[asyncio.Task[str]] = set()
+        stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            while stop is None or not stop.is_set():
+                free = self.concurrency - len(running)
+                if budget is not None:
+                    free = min(free, budget)
+                jobs: list[ClaimedJob] = []
+                if free > 0:
+                    try:
+                        jobs = await self.claim_many(free)
+                    except Exception:
+                        log.exception("claiming jobs failed")
+                for job in jobs:
+                    task = asyncio.ensure_future(self.execute(job))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if budget is not None:
+                    budget -= len(jobs)
+                    if not running or budget <= 0:
+                        break  # a batch ends when nothing is due, or its budget is spent
+                waiters: set[asyncio.Future[Any]] = {*running, *([stopping] if stopping is not None else [])}
+                drained = len(jobs) < free  # nothing more is due right now
+                if not waiters:
+                    await asyncio.sleep(self.poll_seconds)
+                    continue
+                # Wake when a job ends (a slot is free, and it may have enqueued the next
+                # job) or when stopping; with nothing due, at the latest after the poll interval.
+                await asyncio.wait(waiters, timeout=self.poll_seconds if drained else None, return_when=asyncio.FIRST_COMPLETED)
+            if running:
+                await asyncio.wait(running)
+        finally:
+            if stopping is not None:
+                stopping.cancel()
 
     # -- one job ------------------------------------------------------------------------
 
     async def claim(self) -> ClaimedJob | None:
+        claimed = await self.claim_many(1)
+        return claimed[0] if claimed else None
+
+    async def claim_many(self, limit: int) -> list[ClaimedJob]:
         async with self.writes() as session:
-            job = await queue.claim(session, worker_id=self.id, lease_seconds=self.lease_seconds, types=self.types)
+            jobs = await queue.claim_many(session, limit, worker_id=self.id, lease_seconds=self.lease_seconds, types=self.types)
             await session.commit()
-        return job
+        return jobs
+
+    # -- one job ------------------------------------------------------------------------
 
     async def execute(self, job: ClaimedJob) -> str:
         """Run one claimed job to an outcome: completed | pending (retry) | failed | lost."""
