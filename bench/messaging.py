@@ -31,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from _harness import Processes, free_port, log, log_tail, post_json, wait_http  # noqa: E402
+from _harness import Processes, free_port, log_tail, post_json, wait_http  # noqa: E402
 
 AIBROKER = BENCH.parent / ".venv" / "bin" / "aibroker"
 ADMIN = "bench-admin-token"

@@ -8,7 +8,6 @@ N due jobs and returns (POST /api/jobs/process, cron-style hosting).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
