@@ -188,3 +188,15 @@ def test_missing_capability_is_400_before_any_call(broker, client, upstream):
     image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
     with pytest.raises(openai.BadRequestError, match="vision"):
         client.chat.completions.create(model="mock-text", messages=[{"role": "user", "content": image}])
+
+
+def test_models_list_is_what_this_organization_may_use(broker):
+    with broker.admin() as admin:
+        made = admin.post("/api/admin/plans", json={"slug": "narrow", "name": "Narrow", "allowed_models": ["mock/mock-chat", "gpt-4o-mini"]})
+        assert made.status_code == 201, made.text
+    narrow = broker.create_org("Narrow", plan="narrow")
+    listed = {m.id for m in openai.OpenAI(base_url=broker.url + "/v1", api_key=narrow["api_key"]).models.list()}
+    assert listed == {"mock/mock-chat", "openai/gpt-4o-mini"}
+    plain = broker.create_org("Plain", plan="unlimited")
+    everything = {m.id for m in openai.OpenAI(base_url=broker.url + "/v1", api_key=plain["api_key"]).models.list()}
+    assert listed < everything and "openai/gpt-4o" in everything

@@ -63,3 +63,20 @@ def test_pii_is_redacted_upstream_and_in_stored_records(broker, upstream):
     stored = [str(tuple(r)) for r in broker.rows(UsageRecord, UsageRecord.organization_id == org["organization_id"])]
     stored += [str(tuple(r)) for r in broker.rows(Event, Event.organization_id == org["organization_id"])]
     assert stored and not any("ana.p@example.org" in s or "4111" in s for s in stored)
+
+
+def test_image_prompts_pass_the_same_rules(broker, upstream):
+    with broker.admin() as admin:
+        admin.post("/api/admin/plans", json={"slug": "tiny", "name": "Tiny", "max_prompt_chars": 40})
+    org = broker.create_org("Pictures", plan="tiny")
+    image = {"model": "openai/gpt-image-1", "quality": "low", "size": "1024x1024"}
+    with broker.client(org["api_key"]) as client:
+        blocked = client.post("/v1/images/generations", json={**image, "prompt": "a forbiddenword poster"})
+        too_long = client.post("/v1/images/generations", json={**image, "prompt": "x" * 41})
+        assert upstream.requests == []  # refused before any upstream call (and any charge)
+        redacted = client.post("/v1/images/generations", json={**image, "prompt": "a card for ana.p@example.org"})
+    assert blocked.status_code == 400 and blocked.json()["error"]["type"] == "content_blocked"
+    assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "prompt_too_long"
+    assert too_long.json()["error"]["param"] == "prompt"
+    assert redacted.status_code == 200, redacted.text
+    assert upstream.requests[-1].body["prompt"] == "a card for [EMAIL]"

@@ -96,8 +96,13 @@ def _model_object(entry) -> dict:  # type: ignore[no-untyped-def]
 @router.get("/models")
 async def list_models(request: Request) -> Response:
     """The models this organization may use, with `pricing` (USD per token) and `context_length`."""
-    await authenticate(request)
-    entries = sorted(services(request).catalog.available(), key=lambda e: e.id)
+    principal = await authenticate(request)
+    svc = services(request)
+    entries = svc.catalog.available()  # an organization's own keys (BYOK) are for providers enabled here too
+    if svc.limits is not None and svc.limits.enabled:  # the plan's allowed models, when it names them
+        plan = svc.plans.get(principal.plan)
+        entries = [e for e in entries if plan.allows(e.id, e.name)]
+    entries.sort(key=lambda e: e.id)
     return JSONResponse({"object": "list", "data": [_model_object(e) for e in entries]})
 
 

@@ -117,6 +117,7 @@ class MediaGateway:
     async def generate_images(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
         gateway = self.gateway
         await gateway.load_byok(ctx)
+        gateway.admission.screen(ctx, body, IMAGE)  # the blocklist, length limit and redaction apply to prompts too
         chain = self._chain(ctx, body.get("model"), IMAGE, check_images)
         n = int(body.get("n") or 1)
         quality, size = body.get("quality"), body.get("size")
@@ -135,6 +136,7 @@ class MediaGateway:
         """The answer and the seconds billed."""
         gateway = self.gateway
         await gateway.load_byok(ctx)
+        gateway.admission.screen(ctx, fields, AUDIO)
         chain = self._chain(ctx, fields.get("model"), AUDIO, check_audio)
         hold_seconds = audio_hold_seconds(audio)
         bound = max(self._cost(ctx, m, hold_seconds * m.audio_minute_micros, 60).billed_micros for m in chain)

@@ -81,6 +81,10 @@ class Redactor:
 
 def _text_slots(body: dict[str, Any], kind: str) -> Iterator[tuple[Any, Any]]:
     """(container, index) of every prompt string, so it can be read and replaced in place."""
+    if kind in ("image", "audio"):  # an image prompt; a transcription's optional context prompt
+        if isinstance(body.get("prompt"), str):
+            yield body, "prompt"
+        return
     if kind == "embedding":
         value = body.get("input")
         if isinstance(value, str):
@@ -109,7 +113,7 @@ class InputRules:
 
     def apply(self, plan: Plan, body: dict[str, Any], kind: str) -> None:
         """Raise a 400 naming the rule, or redact in place."""
-        if kind != "embedding" and plan.max_messages is not None:
+        if kind == "chat" and plan.max_messages is not None:
             count = len(body.get("messages") or ())
             if count > plan.max_messages:
                 raise InvalidRequest(
@@ -122,7 +126,7 @@ class InputRules:
             if chars > plan.max_prompt_chars:
                 raise InvalidRequest(
                     f"The prompt is {chars} characters; the {plan.name} plan allows at most {plan.max_prompt_chars}.",
-                    param="messages" if kind != "embedding" else "input", code="prompt_too_long",
+                    param={"chat": "messages", "embedding": "input"}.get(kind, "prompt"), code="prompt_too_long",
                 )
         for container, index in slots:
             text = container[index]
