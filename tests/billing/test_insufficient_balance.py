@@ -39,7 +39,8 @@ def test_402_names_available_and_required_and_never_calls_upstream(broker, poor,
     assert error["required_micros"] == _expected_bound(broker, "openai/gpt-4o-mini", 1000) > 100
     assert upstream.requests == []
     broker.flush()
-    assert broker.rows(UsageRecord, UsageRecord.organization_id == poor["organization_id"]) == []
+    [refused] = broker.rows(UsageRecord, UsageRecord.organization_id == poor["organization_id"])  # recorded, not charged
+    assert (refused.status, refused.error_type, refused.billed_cost_micros, refused.model) == ("refused", "insufficient_balance", 0, "openai/gpt-4o-mini")
     assert [e.kind for e in broker.rows(LedgerEntry, LedgerEntry.organization_id == poor["organization_id"])] == ["recharge"]
     wallet = wallet_row(broker, poor["organization_id"])
     assert (wallet.balance_micros, wallet.held_micros) == (100, 0)

@@ -223,7 +223,8 @@ def test_insufficient_balance_is_402_with_amounts(broker, stream):
     assert info.value.status_code == 402
     error = info.value.body["error"]
     assert error["type"] == "billing_error" and error["available_micros"] == 10 and error["required_micros"] > 10
-    assert _usage_rows(broker, poor["organization_id"]) == []
+    [refused] = _usage_rows(broker, poor["organization_id"])  # recorded, not charged
+    assert (refused.status, refused.endpoint, refused.billed_cost_micros) == ("refused", "messages", 0)
 
 
 # -- an Anthropic upstream: the SDK's request crosses the broker's OpenAI shape and back ---

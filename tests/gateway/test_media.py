@@ -162,7 +162,7 @@ def test_images_bad_input_and_insufficient_balance(broker, client):
     error = info.value.body["error"] if "error" in info.value.body else info.value.body
     # quality not given: the hold covers the dearest mock price (hd, $0.02) for both images
     assert error["available_micros"] == 20_000 and error["required_micros"] == _billed(2 * 20_000)
-    assert _rows(broker, poor["organization_id"]) == []
+    assert [(r.status, r.billed_cost_micros) for r in _rows(broker, poor["organization_id"])] == [("refused", 0)]
 
 
 # -- audio --------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def test_audio_insufficient_balance_is_402(broker):
     with pytest.raises(openai.APIStatusError) as info:
         client.audio.transcriptions.create(model="mock-transcribe", file=("long.wav", wav_bytes(10)))
     assert info.value.status_code == 402  # 10 s -> 1000 micros x 1.30 > 100
-    assert _rows(broker, poor["organization_id"]) == []
+    assert [(r.status, r.billed_cost_micros) for r in _rows(broker, poor["organization_id"])] == [("refused", 0)]
 
 
 def test_models_list_shows_unit_prices(client):

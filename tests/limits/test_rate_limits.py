@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from aibroker.models import Event
+from aibroker.models import Event, UsageRecord
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count my words please"}]}
 
@@ -46,6 +46,9 @@ def test_key_rpm_refuses_with_retry_after_and_headers(broker, upstream):
     error = refused.json()["error"]
     assert error["type"] == "rate_limit_exceeded" and error["scope"] == "key" and error["period"] == "minute"
     assert len(upstream.requests) == 3
+    broker.flush()
+    statuses = sorted(r.status for r in broker.rows(UsageRecord, UsageRecord.organization_id == org["organization_id"]))
+    assert statuses == ["refused", "success", "success", "success"]  # the refusal is recorded, at no cost
     # The organization's other key is not limited by this key's limit.
     with broker.client(org["api_key"]) as client:
         assert client.post("/v1/chat/completions", json=CHAT).status_code == 200

@@ -166,8 +166,8 @@ class MediaGateway:
         from aibroker.gateway.service import Answer
 
         gateway, primary = self.gateway, chain[0]
-        ticket = await gateway.admission.admit(ctx, primary, body)
-        hold = await gateway.reserve(ctx, bound)
+        ticket = await gateway.admit(ctx, primary, body)
+        hold = await gateway.hold(ctx, primary, bound)
         try:
             done = await gateway.runner.run(calls, invoke, gateway._record_failure(ctx))
         except BaseException as exc:

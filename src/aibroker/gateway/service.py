@@ -20,7 +20,7 @@ from aibroker.billing.pricing import Cost, bound_cost, cost_of
 from aibroker.billing.writer import MoneyWriter
 from aibroker.catalog.registry import CHAT, EMBEDDING, ModelEntry
 from aibroker.config import BillingSettings, GatewaySettings
-from aibroker.errors import InsufficientBalance
+from aibroker.errors import BrokerError, InsufficientBalance
 from aibroker.gateway import streaming
 from aibroker.gateway.attempts import AttemptRunner
 from aibroker.gateway.context import CallContext
@@ -178,6 +178,28 @@ class Gateway:
             )
         return result
 
+    async def admit(self, ctx: CallContext, model: ModelEntry, body: dict[str, Any]) -> Ticket:
+        """The limits' admission; a refusal (rate limit, quota, plan) is recorded before it is answered."""
+        try:
+            return await self.admission.admit(ctx, model, body)
+        except BrokerError as exc:
+            await self.refused(ctx, model, exc)
+            raise
+
+    async def hold(self, ctx: CallContext, model: ModelEntry, amount: int) -> LocalHold | None:
+        """`reserve`, with a 402 recorded like the other refusals."""
+        try:
+            return await self.reserve(ctx, amount)
+        except InsufficientBalance as exc:
+            await self.refused(ctx, model, exc)
+            raise
+
+    async def refused(self, ctx: CallContext, model: ModelEntry, exc: BrokerError) -> None:
+        """A request refused before any upstream call: a usage record says why; nothing is charged."""
+        row = usage_row(ctx, model, Usage(), None, status="refused", attempt=0, upstream_ms=0, error=exc)
+        metrics.REQUESTS.labels(ctx.endpoint, "refused").inc()
+        await self.writer.outcome(self.writer.submit_nowait(Settle(ctx.principal.organization_id, row)))
+
     async def release(self, ctx: CallContext, hold: LocalHold | None, model: ModelEntry, exc: BaseException) -> None:
         """A failed or abandoned call: give the hold back, record why, charge nothing.
         Recorded before the error is answered; a cancelled request (client gone) cannot wait."""
@@ -242,11 +264,11 @@ class Gateway:
         self, ctx: CallContext, body: dict[str, Any], plan: Plan, invoke: Callable[[Provider, Call], Awaitable[Result]]
     ) -> Answer:
         primary = plan.chain[0]
-        ticket = await self.admission.admit(ctx, primary, body)
+        ticket = await self.admit(ctx, primary, body)
         cached = await self.cache.get(ctx, primary, body, plan.kind)
         if cached is not None:
             return await self._serve_cached(ctx, primary, cached, ticket)
-        hold = await self.reserve(ctx, plan.bound_micros)
+        hold = await self.hold(ctx, primary, plan.bound_micros)
         try:
             done = await self.runner.run(plan.calls, invoke, self._record_failure(ctx))
         except BaseException as exc:
@@ -286,14 +308,14 @@ class Gateway:
         self.admission.screen(ctx, body, CHAT)
         plan = self.plan_chat(ctx, body)
         primary = plan.chain[0]
-        ticket = await self.admission.admit(ctx, primary, body)
+        ticket = await self.admit(ctx, primary, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         cached = await self.cache.get(ctx, primary, body, CHAT)
         if cached is not None:
             answer = await self._serve_cached(ctx, primary, cached, ticket)
             chunks = streaming.replay(answer.body, include_usage, answer.cost.billed_micros, answer.balance_micros)
             return StreamAnswer(chunks, primary, self._headers(ctx, ticket))
-        hold = await self.reserve(ctx, plan.bound_micros)
+        hold = await self.hold(ctx, primary, plan.bound_micros)
         try:
             done = await self.runner.run(plan.calls, streaming.open_stream, self._record_failure(ctx))
         except BaseException as exc:
