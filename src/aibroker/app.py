@@ -121,6 +121,20 @@ async def _sweep_holds_forever(services: Services) -> None:
             log.exception("hold sweep failed")
 
 
+async def _reload_catalog_forever(services: Services) -> None:
+    """Pick up catalog overrides another process wrote (the admin route reloads its own at once)."""
+    every = services.settings.gateway.catalog_reload_seconds
+    if every <= 0:
+        return
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with services.db.sessions() as session:
+                await services.catalog.load_overrides(session)
+        except Exception:
+            log.exception("catalog reload failed")
+
+
 def _start_event_deliverer(services: Services) -> asyncio.Task[None] | None:
     """Deliver stored events (low balance ...) to AIBROKER_ALERT_WEBHOOK_URL, when set."""
     billing = services.settings.billing
@@ -142,11 +156,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await Services.start(app.state.settings)
     app.state.services = services
     sweeper = asyncio.create_task(_sweep_holds_forever(services))
+    catalog_reload = asyncio.create_task(_reload_catalog_forever(services))
     deliverer = _start_event_deliverer(services)
     try:
         yield
     finally:
         sweeper.cancel()
+        catalog_reload.cancel()
         if deliverer is not None:
             deliverer.cancel()
         await services.stop()
@@ -156,6 +172,7 @@ def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
+    from aibroker.catalog import admin_endpoints as catalog_admin
     from aibroker.gateway import (
         anthropic_endpoints,
         broker_endpoints,
@@ -179,6 +196,7 @@ def _routers() -> list[APIRouter]:
         usage_endpoints.router, quota_endpoints.router, tenancy.router, auth_endpoints.router,
         organization_endpoints.router, payments.router, wallet.router, wallet.admin, byok.router, events.router,
         plan_endpoints.router, routing.router, messaging.router, webhook_endpoints.router, jobs.router, ops.router,
+        catalog_admin.router,
     ]
 
 

@@ -244,6 +244,9 @@ def main() -> None:
     from aibroker.tenancy.cli import register as register_secrets
 
     register_secrets(app)
+    from aibroker.catalog.cli import register as register_catalog
+
+    register_catalog(app)
     app()
 
 

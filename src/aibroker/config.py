@@ -51,6 +51,9 @@ class GatewaySettings(BaseSettings):
     breaker_cooldown_seconds: float = 30.0
     # How often each process checks the routing configuration's version (hot reload).
     routing_reload_seconds: float = 2.0
+    # How often each process re-reads the catalog's price overrides (written by any process
+    # or `aibroker catalog set`). A small table; 0 turns the reload off.
+    catalog_reload_seconds: float = 10.0
 
 
 class BillingSettings(BaseSettings):

@@ -11,16 +11,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aibroker.errors import BrokerError
-from aibroker.gateway.http import JSONResponse, describe_validation_error
+from aibroker.gateway.http import AI_ROUTES, CACHE_HEADER, JSONResponse, describe_validation_error
 
 log = logging.getLogger("aibroker.errors")
 
 
 def _render(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     headers = dict(headers or {})
-    state = request.scope.get("state") or {}
+    scope = request.scope
+    state = scope.get("state") or {}
     if "request_id" in state:
         headers["x-request-id"] = state["request_id"]
+    if (scope.get("method"), scope.get("path")) in AI_ROUTES:
+        headers.setdefault(CACHE_HEADER, "bypass")  # an AI route's every answer names the cache outcome
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -92,7 +92,9 @@ class FakeOpenAI(FakeServer):
     thread_name = "fake-openai"
     malformed_body = MALFORMED_BODY
 
-    def __init__(self, api_key: str | None = "sk-test", models: Iterable[str] = DEFAULT_MODELS) -> None:
+    def __init__(
+        self, api_key: str | None = "sk-test", models: Iterable[str] = DEFAULT_MODELS, *, require_key: bool = True
+    ) -> None:
         super().__init__([
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
@@ -101,6 +103,7 @@ class FakeOpenAI(FakeServer):
             Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
         ])
         self.api_key = api_key
+        self.require_key = require_key  # False: a self-hosted server started without a key (vLLM, llama.cpp)
         self.models = list(models)
         self.uploads: list[dict[str, Any]] = []  # transcription form fields (+ file name and size)
 
@@ -122,6 +125,8 @@ class FakeOpenAI(FakeServer):
     # -- wire format hooks --
 
     def _check_auth(self, request: Request) -> Response | None:
+        if not self.require_key:
+            return None
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _error(401, "You didn't provide an API key.")

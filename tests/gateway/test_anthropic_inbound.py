@@ -222,7 +222,8 @@ def test_insufficient_balance_is_402_with_amounts(broker, stream):
         client.messages.create(model="mock-chat", max_tokens=4000, stream=stream, messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 402
     error = info.value.body["error"]
-    assert error["type"] == "billing_error" and error["available_micros"] == 10 and error["required_micros"] > 10
+    assert error["type"] == "billing_error" and error["code"] == "insufficient_balance"
+    assert error["available_micros"] == 10 and error["required_micros"] > 10
     [refused] = _usage_rows(broker, poor["organization_id"])  # recorded, not charged
     assert (refused.status, refused.endpoint, refused.billed_cost_micros) == ("refused", "messages", 0)
 

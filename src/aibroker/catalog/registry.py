@@ -90,7 +90,11 @@ def apply_override(entry: ModelEntry | None, model_id: str, override: Any) -> Mo
     """Merge a ModelOverride row over a packaged entry (or create the entry)."""
     if entry is None:
         provider, _, name = model_id.partition("/")
-        entry = ModelEntry(id=model_id, provider=provider, name=name)
+        # A new model's cached / cache-write tokens cost its input price unless set (as in the
+        # packaged file): never free by omission.
+        input_price = override.input_micros_per_m or 0
+        entry = ModelEntry(id=model_id, provider=provider, name=name, cached_input_micros_per_m=input_price,
+                           cache_write_micros_per_m=input_price)
     changes: dict[str, Any] = {"enabled": bool(override.enabled)}
     for attr in (
         "input_micros_per_m",

@@ -27,7 +27,7 @@ class Catalog:
         self.enabled_providers = enabled_providers
         self.aliases = dict(aliases or {})
         self._packaged = load_packaged()
-        self._discovered: dict[str, ModelEntry] = {}  # found on local servers (Ollama), zero cost
+        self._discovered: dict[str, ModelEntry] = {}  # found on self-hosted servers, zero cost
         self._entries: dict[str, ModelEntry] = dict(self._packaged)
         self._by_bare_name: dict[str, str] = {}
         self._reindex()
@@ -45,20 +45,30 @@ class Catalog:
     def register_discovered(self, found: list[ModelEntry]) -> list[ModelEntry]:
         """Add models a local server reported that the catalog lacks. They cost zero (their
         prices are 0) but are recorded like any call; a database override can price them.
-        `name:latest` is the packaged `name`, so it is not added twice. Returns what was added."""
+        `name:latest` is the packaged `name`, so it is not added twice. Returns what was added.
+        A model a database override already priced keeps that price, and falls back to the
+        discovered zero-cost entry (not to nothing) if the override is deleted."""
         added = []
         for entry in found:
             base_id = entry.id.removesuffix(":latest")
-            if entry.id in self._entries or base_id in self._entries or entry.id in self._discovered:
+            if entry.id in self._packaged or entry.id in self._discovered:
+                continue
+            if base_id != entry.id and base_id in self._entries:
                 continue
             self._discovered[entry.id] = entry
-            self._entries[entry.id] = entry
-            added.append(entry)
+            if entry.id not in self._entries:
+                self._entries[entry.id] = entry
+                added.append(entry)
         if added:
             self._reindex()
         return added
 
+    def is_discovered(self, model_id: str) -> bool:
+        return model_id in self._discovered
+
     async def load_overrides(self, session: AsyncSession) -> None:
+        """(Re)build the entries: packaged + discovered + every database override. Called at
+        startup and by the admin catalog routes after a change (this process only)."""
         entries = {**self._packaged, **self._discovered}
         for row in (await session.scalars(select(ModelOverride))).all():
             entries[row.id] = apply_override(entries.get(row.id), row.id, row)

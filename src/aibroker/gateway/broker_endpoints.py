@@ -8,23 +8,22 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aibroker.cache.keys import no_store
 from aibroker.gateway.context import CallContext
 from aibroker.gateway.http import (
     JSONResponse,
     authenticate,
     read_json,
-    request_id,
     services,
     unless_disconnected,
     validate,
 )
+from aibroker.gateway.request_context import call_context
 from aibroker.gateway.schemas import BrokerRequest
 from aibroker.gateway.service import Answer
 from aibroker.gateway.usage_repository import UsageRepository
 from aibroker.kit.money import format_micros
 from aibroker.models import UsageRecord
-from aibroker.routing.router import GROUP_HEADER, PROFILE_HEADER
+from aibroker.routing.consensus import ConsensusRunner, consensus_feature, text_of
 from aibroker.tenancy.roles import Permission
 
 router = APIRouter(prefix="/api/ai/broker", tags=["Broker (seed 000)"])
@@ -32,46 +31,48 @@ router = APIRouter(prefix="/api/ai/broker", tags=["Broker (seed 000)"])
 TEST_PROMPT = "Reply with the single word OK."
 
 
-def _text_of(answer: Answer) -> str:
-    choices = answer.body.get("choices") or [{}]
-    return (choices[0].get("message") or {}).get("content") or ""
+# A request that names no feature (no header, usageType, feature or key default) is this.
+DEFAULT_USAGE_TYPE = "CHAT_RESPONSE"
 
 
-def _result(ctx: CallContext, answer: Answer, currency: str) -> dict[str, Any]:
-    usage, cost = answer.usage, answer.cost
+def _result(ctx: CallContext, final: Answer, answers: list[Answer], currency: str) -> dict[str, Any]:
+    """Seed 000's answer. `final` holds the answer text; `answers` are every billed call
+    (one, or a consensus request's votes and synthesis), whose costs and tokens add up."""
+    provider_micros = sum(a.cost.provider_micros for a in answers)
+    billed_micros = sum(a.cost.billed_micros for a in answers)
+    input_tokens = sum(a.usage.input_tokens for a in answers)
+    output_tokens = sum(a.usage.output_tokens for a in answers)
+    balances = [a.balance_micros for a in answers if a.balance_micros is not None]
     return {
         "success": True,
         "requestId": ctx.request_id,
-        "response": _text_of(answer),
-        "provider": answer.model.provider,
-        "model": answer.model.id,
+        "response": text_of(final),
+        "provider": final.model.provider,
+        "model": final.model.id,
         "cost": {
-            "providerCostMicros": cost.provider_micros,
-            "finalCostMicros": cost.billed_micros,
-            "marginBps": cost.margin_bps,
-            "providerCost": format_micros(cost.provider_micros),
-            "finalCost": format_micros(cost.billed_micros),
+            "providerCostMicros": provider_micros,
+            "finalCostMicros": billed_micros,
+            "marginBps": final.cost.margin_bps,
+            "providerCost": format_micros(provider_micros),
+            "finalCost": format_micros(billed_micros),
             "currency": currency,
         },
         "stats": {
-            "inputTokens": usage.input_tokens,
-            "outputTokens": usage.output_tokens,
-            "tokensUsed": usage.input_tokens + usage.output_tokens,
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "tokensUsed": input_tokens + output_tokens,
             "responseTimeMs": ctx.elapsed_ms(),
-            "attempts": answer.attempts,
+            "attempts": sum(a.attempts for a in answers),
         },
-        "balanceMicros": answer.balance_micros,
+        "balanceMicros": min(balances) if balances else None,
     }
-
 
 
 def _currency(request: Request) -> str:
     return services(request).settings.billing.currency
 
 
-async def _ask(request: Request, req: BrokerRequest, *, feature: str) -> tuple[CallContext, Answer]:
-    principal = await authenticate(request, acting_for=req.organizationId)
-    gateway = services(request).gateway
+def _chat_body(req: BrokerRequest) -> dict[str, Any]:
     messages = [{"role": "system", "content": req.systemPrompt}] if req.systemPrompt else []
     messages.append({"role": "user", "content": req.prompt})
     # No model: the router picks (the routing matrix for a routed usageType, else the platform default).
@@ -82,22 +83,51 @@ async def _ask(request: Request, req: BrokerRequest, *, feature: str) -> tuple[C
         body["temperature"] = req.temperature
     if req.maxTokens is not None:
         body["max_tokens"] = req.maxTokens
-    ctx = CallContext(
-        request_id=request_id(request), principal=principal, endpoint="broker",
-        feature=feature, user_id=req.userId, user_name=req.userName,
-        profile=request.headers.get(PROFILE_HEADER), group=request.headers.get(GROUP_HEADER),
-        no_store=no_store(request.headers.get("cache-control")),
-    )
-    return ctx, await unless_disconnected(request, gateway.chat(ctx, body))
+    if req.cache is not None:
+        body["cache"] = req.cache
+    if req.aibroker is not None:
+        body["aibroker"] = req.aibroker
+    return body
+
+
+async def _ask(request: Request, req: BrokerRequest, *, test: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run the prompt (by consensus when its feature votes): seed 000's result and the headers."""
+    principal = await authenticate(request, acting_for=req.organizationId)
+    fields = {
+        "feature": req.feature or req.usageType, "profile": req.profile, "group": req.group,
+        "user": req.userId, "user_name": req.userName, "cache": req.cache,
+    }
+    ctx = call_context(request, principal, "broker", fields, fallback_feature=DEFAULT_USAGE_TYPE)
+    if test:
+        ctx.feature = "broker_test"  # the health check is recorded apart from real traffic
+    gateway = services(request).gateway
+    body = _chat_body(req)
+    currency = _currency(request)
+    voting = consensus_feature(gateway.router, ctx.feature)
+    if voting is not None:  # collaborative voting, as on /v1/chat/completions
+        runner = ConsensusRunner(gateway, gateway.router)
+        verdict = await unless_disconnected(request, runner.decide(ctx, body, voting))
+        response, headers = runner.respond(ctx, body, voting, verdict)
+        result = _result(ctx, verdict.final, verdict.answers, currency)
+        if "aibroker" in response:  # the votes, when the request asked for them
+            result["aibroker"] = response["aibroker"]
+        return result, headers
+    answer = await unless_disconnected(request, gateway.chat(ctx, body), ctx)
+    return _result(ctx, answer, [answer], currency), answer.headers(ctx.request_id)
 
 
 @router.post("")
 async def broker(request: Request) -> Response:
     """Process one AI request for an organization: balance check, provider choice, call,
-    cost x (1 + margin), wallet debit, usage record (seed 000)."""
+    cost x (1 + margin), wallet debit, usage record (seed 000).
+
+    The feature is the `x-aibroker-feature` header, else `usageType` (or `feature`), else
+    the API key's default feature, else CHAT_RESPONSE; `x-aibroker-profile` /
+    `x-aibroker-group` (or `profile` / `group`) select the routing matrix rows. A consensus
+    feature answers by collaborative voting (`"aibroker": {"include_votes": true}` adds the votes)."""
     req = validate(BrokerRequest, await read_json(request))
-    ctx, answer = await _ask(request, req, feature=req.usageType)
-    return JSONResponse(_result(ctx, answer, _currency(request)), headers=answer.headers(ctx.request_id))
+    result, headers = await _ask(request, req)
+    return JSONResponse(result, headers=headers)
 
 
 @router.get("")
@@ -131,5 +161,5 @@ async def broker_test(request: Request) -> Response:
     raw.setdefault("prompt", TEST_PROMPT)
     raw.setdefault("maxTokens", 16)
     req = validate(BrokerRequest, raw)
-    ctx, answer = await _ask(request, req, feature="broker_test")
-    return JSONResponse({**_result(ctx, answer, _currency(request)), "test": "passed"}, headers=answer.headers(ctx.request_id))
+    result, headers = await _ask(request, req, test=True)
+    return JSONResponse({**result, "test": "passed"}, headers=headers)

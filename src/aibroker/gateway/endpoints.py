@@ -6,40 +6,21 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from aibroker.cache.keys import no_store
-from aibroker.gateway.context import CallContext
 from aibroker.gateway.http import (
     JSONResponse,
     authenticate,
+    cache_noted,
     read_json,
-    request_id,
     services,
     sse,
     unless_disconnected,
     validate,
 )
+from aibroker.gateway.request_context import call_context
 from aibroker.gateway.schemas import ChatCompletionRequest, EmbeddingRequest
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature
-from aibroker.routing.router import routing_fields
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-
-FEATURE_HEADER = "x-aibroker-feature"
-
-
-def _context(request: Request, principal, endpoint: str, body: dict) -> CallContext:  # type: ignore[no-untyped-def]
-    profile, group = routing_fields(request.headers, body)
-    return CallContext(
-        request_id=request_id(request),
-        principal=principal,
-        endpoint=endpoint,
-        feature=request.headers.get(FEATURE_HEADER) or body.get("feature") or principal.default_feature,
-        user_id=body.get("user") or principal.user_id,
-        user_name=body.get("user_name"),
-        profile=profile,
-        group=group,
-        no_store=no_store(request.headers.get("cache-control")),
-    )
 
 
 @router.post("/chat/completions")
@@ -54,17 +35,17 @@ async def chat_completions(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_json(request)
     validate(ChatCompletionRequest, body)
-    ctx = _context(request, principal, "chat", body)
+    ctx = call_context(request, principal, "chat", body)
     gateway = services(request).gateway
     voting = consensus_feature(gateway.router, ctx.feature)
     if voting is not None:  # collaborative voting: every voting provider answers (routing/consensus.py)
         result, headers = await unless_disconnected(request, ConsensusRunner(gateway, gateway.router).run(ctx, body, voting))
         return JSONResponse(result, headers=headers)
     if body.get("stream"):
-        answer = await gateway.chat_stream(ctx, body)
+        answer = await cache_noted(ctx, gateway.chat_stream(ctx, body))
         headers = {"x-aibroker-provider": answer.model.provider, "x-aibroker-model": answer.model.id, **answer.headers}
         return StreamingResponse(sse(answer.chunks), media_type="text/event-stream", headers=headers)
-    answer = await unless_disconnected(request, gateway.chat(ctx, body))
+    answer = await unless_disconnected(request, gateway.chat(ctx, body), ctx)
     return JSONResponse(answer.body, headers=answer.headers(ctx.request_id))
 
 
@@ -74,8 +55,8 @@ async def embeddings(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_json(request)
     validate(EmbeddingRequest, body)
-    ctx = _context(request, principal, "embeddings", body)
-    answer = await unless_disconnected(request, services(request).gateway.embed(ctx, body))
+    ctx = call_context(request, principal, "embeddings", body)
+    answer = await unless_disconnected(request, services(request).gateway.embed(ctx, body), ctx)
     return JSONResponse(answer.body, headers=answer.headers(ctx.request_id))
 
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aibroker.errors import BrokerError
-from aibroker.gateway.http import JSONResponse
+from aibroker.gateway.http import CACHE_HEADER, JSONResponse, error_headers
 
 log = logging.getLogger("aibroker.errors")
 
@@ -40,12 +40,12 @@ class FastPath:
         try:
             response = await handler(request)
         except BrokerError as exc:
-            response = JSONResponse(exc.body(), status_code=exc.status_code, headers=_with_request_id(scope, exc.headers))
+            response = JSONResponse(exc.body(), status_code=exc.status_code, headers=_with_request_id(scope, error_headers(exc)))
         except Exception:
             log.exception("unhandled error")
             body = {"error": {"message": "Internal error; the request id identifies it in the logs.",
                               "type": "server_error", "param": None, "code": None}}
-            response = JSONResponse(body, status_code=500, headers=_with_request_id(scope, {}))
+            response = JSONResponse(body, status_code=500, headers=_with_request_id(scope, {CACHE_HEADER: "bypass"}))
         await response(scope, receive, send)
 
 

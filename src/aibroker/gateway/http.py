@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -15,10 +15,26 @@ from aibroker.errors import BrokerError, InvalidRequest, PayloadTooLarge
 from aibroker.tenancy.auth import CODE_HEADER, CODE_USER_HEADER, ORG_HEADER, Principal
 from aibroker.tenancy.roles import Permission
 
+if TYPE_CHECKING:
+    from aibroker.gateway.context import CallContext
+
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
+
+# Every answer of an AI route says what the response cache did: hit | miss | bypass.
+CACHE_HEADER = "x-aibroker-cache"
+# The routes that call a model. Their errors carry CACHE_HEADER too (handlers.py, fastpath.py).
+AI_ROUTES = frozenset({
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/images/generations"),
+    ("POST", "/v1/audio/transcriptions"),
+    ("POST", "/api/ai/broker"),
+    ("POST", "/api/ai/broker/test"),
+})
 
 
 class JSONResponse(Response):
@@ -92,8 +108,31 @@ async def authenticate(
     return principal.require(permission) if permission else principal
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it (and so the upstream call) if the client disconnects."""
+def error_headers(exc: BrokerError) -> dict[str, str]:
+    """An AI route's error headers: the error's own, with the cache outcome (bypass unless
+    the request had reached the cache before it failed, see `note_cache`)."""
+    return exc.headers if CACHE_HEADER in exc.headers else {**exc.headers, CACHE_HEADER: "bypass"}
+
+
+def note_cache(exc: BrokerError, ctx: CallContext) -> BrokerError:
+    """Keep on an error what the cache had decided before it (a miss, then the upstream failed)."""
+    if CACHE_HEADER not in exc.headers:
+        exc.headers = {**exc.headers, CACHE_HEADER: ctx.cache_status}
+    return exc
+
+
+async def cache_noted(ctx: CallContext, work: Awaitable[T]) -> T:
+    """Await `work`; an error it raises says what the cache had decided (see `note_cache`)."""
+    try:
+        return await work
+    except BrokerError as exc:
+        note_cache(exc, ctx)
+        raise
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T], ctx: CallContext | None = None) -> T:
+    """Run `work`, cancelling it (and so the upstream call) if the client disconnects.
+    With the request's `ctx`, an error of `work` says what the cache had decided."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_disconnect(request))
     try:
@@ -107,7 +146,12 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         except BaseException:  # noqa: S110 - the client is gone; its outcome has nobody to go to
             pass
         raise BrokerError("The client closed the connection.", status_code=CLIENT_CLOSED, error_type="client_closed")
-    return task.result()
+    try:
+        return task.result()
+    except BrokerError as exc:
+        if ctx is not None:
+            note_cache(exc, ctx)
+        raise
 
 
 async def _wait_disconnect(request: Request) -> None:

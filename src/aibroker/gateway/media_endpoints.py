@@ -14,22 +14,20 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from aibroker.errors import InvalidRequest, PayloadTooLarge
-from aibroker.gateway.context import CallContext
 from aibroker.gateway.http import (
     JSONResponse,
     authenticate,
     read_json,
-    request_id,
     services,
     unless_disconnected,
     validate,
 )
 from aibroker.gateway.media import MediaGateway
+from aibroker.gateway.request_context import call_context
 from aibroker.providers.base import AudioFile
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
-FEATURE_HEADER = "x-aibroker-feature"
 # What OpenAI's transcription API accepts (by file extension).
 AUDIO_FORMATS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 # A canonical MIME type per format: clients send anything (audio/x-wav, octet-stream, ...).
@@ -66,13 +64,7 @@ async def generate_images(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_json(request)
     validate(ImageGenerationRequest, body)
-    ctx = CallContext(
-        request_id=request_id(request),
-        principal=principal,
-        endpoint="images",
-        feature=request.headers.get(FEATURE_HEADER) or body.get("feature") or principal.default_feature,
-        user_id=body.get("user") or principal.user_id,
-    )
+    ctx = call_context(request, principal, "images", body)
     answer = await unless_disconnected(request, _media(request).generate_images(ctx, body))
     return JSONResponse(answer.body, headers=answer.headers(ctx.request_id))
 
@@ -148,16 +140,10 @@ async def transcribe_audio(request: Request) -> Response:
     try:
         audio = await _read_upload(form, limit)
         fields = _fields(form)
-        feature = request.headers.get(FEATURE_HEADER) or _text_field(form, "feature")
+        broker_fields = {name: _text_field(form, name) for name in ("feature", "profile", "group")}
     finally:
         await form.close()
-    ctx = CallContext(
-        request_id=request_id(request),
-        principal=principal,
-        endpoint="audio",
-        feature=feature or principal.default_feature,
-        user_id=principal.user_id,
-    )
+    ctx = call_context(request, principal, "audio", broker_fields)
     answer, seconds = await unless_disconnected(request, _media(request).transcribe(ctx, fields, audio))
     headers = {**answer.headers(ctx.request_id), "x-aibroker-audio-seconds": str(seconds)}
     text = str(answer.body.get("text", ""))

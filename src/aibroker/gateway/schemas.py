@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Message(BaseModel):
@@ -70,9 +70,24 @@ class BrokerRequest(BaseModel):
     organizationId: str | None = Field(default=None, description="Required with the platform service key.")
     prompt: str = Field(min_length=1)
     systemPrompt: str | None = None
-    usageType: str = Field(default="CHAT_RESPONSE", description="The feature / usage type, e.g. CHAT_RESPONSE.")
+    usageType: str | None = Field(
+        default=None,
+        description="The feature / usage type, e.g. CHAT_RESPONSE. The `x-aibroker-feature` header wins; "
+        "without either, the key's default feature, else CHAT_RESPONSE.",
+    )
+    feature: str | None = Field(default=None, description="Same as usageType (the name the other routes use).")
+    profile: str | None = Field(default=None, description="Routing profile (or header `x-aibroker-profile`).")
+    group: str | None = Field(default=None, description="Routing group (or header `x-aibroker-group`).")
+    cache: bool | None = Field(default=None, description="false: never read or write the response cache; true: cache it.")
+    aibroker: dict[str, Any] | None = Field(default=None, description='Consensus features: {"include_votes": true} adds the votes.')
     userId: str | None = None
     userName: str | None = None
     model: str | None = Field(default=None, description="Defaults to the platform's default model.")
     temperature: float | None = Field(default=None, ge=0, le=2)
     maxTokens: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_feature(self) -> BrokerRequest:
+        if self.usageType and self.feature and self.usageType != self.feature:
+            raise ValueError(f"usageType '{self.usageType}' and feature '{self.feature}' disagree; send one of them")
+        return self

@@ -116,7 +116,7 @@ class PlanAdmission:
         tenant = await self.tenants.get(org, key)
         provider = model.provider
         requests = request_rules(plan, tenant, org, key, ctx.user_id, provider, self.settings.provider_rpm.get(provider))
-        tokens = token_rules(plan, tenant, org, key)
+        tokens = token_rules(plan, tenant, org, key, ctx.user_id)
         provider_tokens = provider_token_rule(provider, self.settings.provider_tpm.get(provider))
         if not requests and not tokens and provider_tokens is None:
             return Ticket()
@@ -196,8 +196,9 @@ class PlanAdmission:
                  "retry_after_seconds": retry_after}
         if rule.quota:
             resets = dt.datetime.fromtimestamp(worst.window.end, dt.UTC).isoformat()
+            source = "set on the key" if rule.scope == "key" else f"{plan.name} plan"
             return QuotaExceeded(
-                f"Quota reached: {rule.describe()} ({plan.name} plan). It resets at {resets}.",
+                f"Quota reached: {rule.describe()} ({source}). It resets at {resets}.",
                 code=f"{rule.period}_{rule.metric}_quota", headers=headers, extra={**extra, "resets_at": resets},
             )
         return RateLimited(
@@ -222,7 +223,7 @@ class PlanAdmission:
         plan = self.plans.get(principal.plan)
         org, key = principal.organization_id, principal.api_key_id
         tenant = await self.tenants.get(org, key)
-        rules = [r for r in request_rules(plan, tenant, org, key, ctx.user_id, "-", None)] + token_rules(plan, tenant, org, key)
+        rules = request_rules(plan, tenant, org, key, ctx.user_id, "-", None) + token_rules(plan, tenant, org, key, ctx.user_id)
         now = self.counters.clock()
         state = await self._get_all(rules, now)
         quotas, rates = [], []

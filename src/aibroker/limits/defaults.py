@@ -11,6 +11,9 @@ from typing import Any
 GB = 1024**3
 UNLIMITED = "unlimited"
 
+# Per-user limits (user_requests_per_minute / _per_hour, user_tokens_per_minute) are left
+# unset: an organization's end users share its limits unless a plan (or an operator's edit)
+# says otherwise.
 DEFAULT_PLANS: list[dict[str, Any]] = [
     {
         "slug": "free", "name": "FREE", "price_micros": 0,
@@ -43,7 +46,7 @@ DEFAULT_PLANS: list[dict[str, Any]] = [
 LIMIT_FIELDS = (
     "max_users", "max_recordings", "max_storage_bytes",
     "requests_per_minute", "requests_per_hour", "tokens_per_minute",
-    "user_requests_per_minute", "user_requests_per_hour",
+    "user_requests_per_minute", "user_requests_per_hour", "user_tokens_per_minute",
     "monthly_token_quota", "daily_token_quota", "monthly_request_quota", "daily_request_quota",
     "margin_bps", "max_prompt_chars", "max_messages",
 )

@@ -34,6 +34,7 @@ class PlanFields(BaseModel):
     tokens_per_minute: int | None = Field(default=None, ge=0, description="Tokens (input + output) per minute, whole organization.")
     user_requests_per_minute: int | None = Field(default=None, ge=0, description="AI requests per minute for each end user.")
     user_requests_per_hour: int | None = Field(default=None, ge=0, description="AI requests per hour for each end user.")
+    user_tokens_per_minute: int | None = Field(default=None, ge=0, description="Tokens (input + output) per minute for each end user.")
     monthly_token_quota: int | None = Field(default=None, ge=0, description="Tokens per calendar month (UTC).")
     daily_token_quota: int | None = Field(default=None, ge=0, description="Tokens per calendar day (UTC).")
     monthly_request_quota: int | None = Field(default=None, ge=0, description="Requests per calendar month (UTC).")

@@ -33,6 +33,7 @@ class Plan:
     tokens_per_minute: int | None = None
     user_requests_per_minute: int | None = None
     user_requests_per_hour: int | None = None
+    user_tokens_per_minute: int | None = None
     monthly_token_quota: int | None = None
     daily_token_quota: int | None = None
     monthly_request_quota: int | None = None

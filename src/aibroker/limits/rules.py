@@ -52,9 +52,14 @@ def request_rules(
 ) -> list[Rule]:
     rules: list[Rule] = []
     if key is not None:
-        for period, limit in (("minute", tenant.key_rpm), ("hour", tenant.key_rph)):
+        for period, limit, quota in (
+            ("minute", tenant.key_rpm, False),
+            ("hour", tenant.key_rph, False),
+            ("day", tenant.key_daily_request_quota, True),
+            ("month", tenant.key_monthly_request_quota, True),
+        ):
             _add(rules, limit, counter=f"k:{key}:{REQUESTS}", period=period, metric=REQUESTS, scope="key",
-                 scope_id=key, phase=tenant.key_created)
+                 scope_id=key, quota=quota, phase=tenant.key_created)
     if user is not None:
         for period, limit in (("minute", plan.user_requests_per_minute), ("hour", plan.user_requests_per_hour)):
             _add(rules, limit, counter=f"u:{org}:{user}:{REQUESTS}", period=period, metric=REQUESTS, scope="user",
@@ -72,14 +77,20 @@ def request_rules(
     return rules
 
 
-def token_rules(plan: Plan, tenant: TenantInfo, org: str, key: str | None) -> list[Rule]:
+def token_rules(plan: Plan, tenant: TenantInfo, org: str, key: str | None, user: str | None) -> list[Rule]:
     """Token counters of the tenant (the provider's is added per call: it depends on who served)."""
     rules: list[Rule] = []
     if key is not None:
-        _add(rules, tenant.key_tpm, counter=f"k:{key}:{TOKENS}", period="minute", metric=TOKENS, scope="key",
-             scope_id=key, phase=tenant.key_created)
-        _add(rules, tenant.key_monthly_token_quota, counter=f"k:{key}:{TOKENS}", period="month", metric=TOKENS,
-             scope="key", scope_id=key, quota=True)
+        for period, limit, quota in (
+            ("minute", tenant.key_tpm, False),
+            ("day", tenant.key_daily_token_quota, True),
+            ("month", tenant.key_monthly_token_quota, True),
+        ):
+            _add(rules, limit, counter=f"k:{key}:{TOKENS}", period=period, metric=TOKENS, scope="key",
+                 scope_id=key, quota=quota, phase=tenant.key_created)
+    if user is not None:
+        _add(rules, plan.user_tokens_per_minute, counter=f"u:{org}:{user}:{TOKENS}", period="minute", metric=TOKENS,
+             scope="user", scope_id=user, phase=tenant.org_created)
     for period, limit, quota in (
         ("minute", plan.tokens_per_minute, False),
         ("day", plan.daily_token_quota, True),

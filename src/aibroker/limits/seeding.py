@@ -2,8 +2,9 @@
 
 With the in-memory backend (one process), quota counters would restart at zero on every
 restart; so at startup the current day's and month's usage is read from usage_records
-(requests: distinct request ids; tokens: successful, non-cached calls) and added to the
-counters. With Redis the counters live in Redis and survive restarts: no seeding.
+(requests: distinct request ids; tokens: successful, non-cached calls), per organization
+and per API key, and added to the counters. With Redis the counters live in Redis and
+survive restarts: no seeding.
 """
 
 from __future__ import annotations
@@ -21,37 +22,31 @@ _TOKENS = func.coalesce(func.sum(UsageRecord.input_tokens + UsageRecord.output_t
 _SUCCESS = (UsageRecord.status == "success", UsageRecord.cached.is_(False))
 
 
+# Quota counters that have a calendar window: the organization's and each API key's.
+_SCOPES = (("o", UsageRecord.organization_id), ("k", UsageRecord.api_key_id))
+
+
 async def seed_quota_counters(session: AsyncSession, counters: WindowCounters) -> int:
     now = counters.clock()
     seeded = 0
     for period in ("day", "month"):
         window = window_of(period, now)
-        since = dt.datetime.fromtimestamp(window.end, dt.UTC)
-        since = _period_start(period, since)
-        rows = await session.execute(
-            select(UsageRecord.organization_id, func.count(func.distinct(UsageRecord.request_id)))
-            .where(UsageRecord.created_at >= since)
-            .group_by(UsageRecord.organization_id)
-        )
-        for org, count in rows:
-            await counters.add(f"o:{org}:{REQUESTS}", window, int(count), now)
-            seeded += 1
-        rows = await session.execute(
-            select(UsageRecord.organization_id, _TOKENS).where(UsageRecord.created_at >= since, *_SUCCESS)
-            .group_by(UsageRecord.organization_id)
-        )
-        for org, tokens in rows:
-            if tokens:
-                await counters.add(f"o:{org}:{TOKENS}", window, int(tokens), now)
-        if period == "month":
+        since = _period_start(period, dt.datetime.fromtimestamp(window.end, dt.UTC))
+        for prefix, column in _SCOPES:
             rows = await session.execute(
-                select(UsageRecord.api_key_id, _TOKENS)
-                .where(UsageRecord.created_at >= since, UsageRecord.api_key_id.is_not(None), *_SUCCESS)
-                .group_by(UsageRecord.api_key_id)
+                select(column, func.count(func.distinct(UsageRecord.request_id)))
+                .where(UsageRecord.created_at >= since, column.is_not(None))
+                .group_by(column)
             )
-            for key, tokens in rows:
+            for owner, count in rows:
+                await counters.add(f"{prefix}:{owner}:{REQUESTS}", window, int(count), now)
+                seeded += 1
+            rows = await session.execute(
+                select(column, _TOKENS).where(UsageRecord.created_at >= since, column.is_not(None), *_SUCCESS).group_by(column)
+            )
+            for owner, tokens in rows:
                 if tokens:
-                    await counters.add(f"k:{key}:{TOKENS}", window, int(tokens), now)
+                    await counters.add(f"{prefix}:{owner}:{TOKENS}", window, int(tokens), now)
     return seeded
 
 

@@ -22,6 +22,15 @@ class TenantInfo:
     key_rph: int | None = None
     key_tpm: int | None = None
     key_monthly_token_quota: int | None = None
+    key_daily_token_quota: int | None = None
+    key_monthly_request_quota: int | None = None
+    key_daily_request_quota: int | None = None
+
+
+_KEY_COLUMNS = (
+    ApiKey.created_at, ApiKey.rpm, ApiKey.rph, ApiKey.tpm,
+    ApiKey.monthly_token_quota, ApiKey.daily_token_quota, ApiKey.monthly_request_quota, ApiKey.daily_request_quota,
+)
 
 
 def _epoch(value: dt.datetime | None) -> float:
@@ -57,9 +66,7 @@ class TenantDirectory:
             if api_key_id is not None:
                 key = (
                     await session.execute(
-                        select(ApiKey.created_at, ApiKey.rpm, ApiKey.rph, ApiKey.tpm, ApiKey.monthly_token_quota).where(
-                            ApiKey.id == api_key_id, ApiKey.organization_id == organization_id
-                        )
+                        select(*_KEY_COLUMNS).where(ApiKey.id == api_key_id, ApiKey.organization_id == organization_id)
                     )
                 ).first()
         info = TenantInfo(org_created=_epoch(org.created_at) if org else 0.0, cache_enabled=bool(org.cache_enabled) if org else True)
@@ -73,4 +80,7 @@ class TenantDirectory:
             key_rph=key.rph,
             key_tpm=key.tpm,
             key_monthly_token_quota=key.monthly_token_quota,
+            key_daily_token_quota=key.daily_token_quota,
+            key_monthly_request_quota=key.monthly_request_quota,
+            key_daily_request_quota=key.daily_request_quota,
         )

@@ -31,3 +31,6 @@ class ApiKey(Timestamped, Base):
     rph: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     monthly_token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    daily_token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    monthly_request_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    daily_request_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)

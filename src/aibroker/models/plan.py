@@ -26,6 +26,7 @@ class PlanRow(Timestamped, Base):
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     user_requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     user_requests_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_tokens_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Quotas per calendar period (UTC).
     monthly_token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     daily_token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -13,7 +13,13 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from aibroker.errors import BrokerError
+
+# The wait a client is told when the provider named none (Retry-After is whole seconds, >= 1).
+DEFAULT_RETRY_AFTER_SECONDS = 1
 
 
 class ProviderError(BrokerError):
@@ -39,9 +45,25 @@ class ProviderConnectionError(ProviderError):
 
 
 class ProviderRateLimited(ProviderError):
+    """The provider's own 429. `error_type` names it in metrics and usage records; a client
+    that gets it (retries and fallbacks exhausted) sees the broker's rate-limit contract:
+    type rate_limit_exceeded, code upstream_rate_limited, and a Retry-After."""
+
     status_code = 429
     error_type = "upstream_rate_limited"
     transient = True
+
+    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None, **kw) -> None:  # type: ignore[no-untyped-def]
+        kw.setdefault("code", "upstream_rate_limited")
+        super().__init__(message, provider=provider, retry_after=retry_after, **kw)
+        known = retry_after is not None and math.isfinite(retry_after) and retry_after > 0
+        wait = max(1, math.ceil(retry_after)) if known else DEFAULT_RETRY_AFTER_SECONDS  # type: ignore[arg-type]
+        self.headers = {"Retry-After": str(wait), **self.headers}
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["type"] = "rate_limit_exceeded"
+        return body
 
 
 class ProviderUnavailable(ProviderError):

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from aibroker.catalog.registry import CHAT, EMBEDDING, ModelEntry
 from aibroker.providers.base import (
     AudioFile,
     Call,
@@ -24,6 +25,26 @@ from aibroker.providers.upstream import (
     retry_after_seconds,
     sse_data,
 )
+
+DISCOVERY_TIMEOUT_SECONDS = 3.0  # a slow local server must not hold up startup
+DISCOVERED_CONTEXT = 32768  # when the server does not say
+
+
+def discovered_entry(provider: str, model: dict[str, Any]) -> ModelEntry | None:
+    """A model a self-hosted server lists (GET /models) that the catalog lacks: zero cost, still
+    recorded. The context length comes from vLLM's `max_model_len` or llama.cpp's `meta.n_ctx_train`."""
+    name = model.get("id")
+    if not isinstance(name, str) or not name:
+        return None
+    meta = model.get("meta") if isinstance(model.get("meta"), dict) else {}
+    context = model.get("max_model_len") or meta.get("n_ctx_train") or meta.get("n_ctx")
+    context = context if isinstance(context, int) and context > 0 else DISCOVERED_CONTEXT
+    kind = EMBEDDING if "embed" in name.lower() else CHAT
+    return ModelEntry(
+        id=f"{provider}/{name}", provider=provider, name=name, kind=kind, context_length=context,
+        max_output_tokens=0 if kind == EMBEDDING else min(context, 8192),
+        capabilities=frozenset() if kind == EMBEDDING else frozenset({"streaming", "tools", "json"}),
+    )
 
 
 def _error_message(body: bytes, status: int) -> str:
@@ -115,6 +136,14 @@ class OpenAICompatProvider:
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         seconds = data.get("duration") if data.get("duration") is not None else usage.get("seconds")
         return Transcription(body=data, seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
+
+    async def list_models(self) -> list[ModelEntry]:
+        """GET /models (OpenAI list format): a self-hosted server's models as zero-cost catalog
+        entries. The pool asks only providers flagged local; hosted ones are never priced at 0."""
+        headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        data = await self._http.request_json("GET", "/models", headers=headers, timeout=DISCOVERY_TIMEOUT_SECONDS)
+        listed = data.get("data") if isinstance(data.get("data"), list) else []
+        return [entry for m in listed if isinstance(m, dict) and (entry := discovered_entry(self.name, m))]
 
     async def aclose(self) -> None:
         await self._http.aclose()

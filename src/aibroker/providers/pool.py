@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -94,17 +95,23 @@ class ProviderPool:
         return self.adapters.get(name)
 
     async def discover(self) -> list[ModelEntry]:
-        """Models the local servers (Ollama) report, for the catalog. A server that is down
-        is logged and skipped: discovery never blocks startup."""
+        """Models the self-hosted servers report (Ollama's /api/tags; vLLM, llama.cpp and custom
+        servers' /models), for the catalog at zero cost. Only providers flagged `local` are
+        asked: a hosted provider's models are never registered free. The servers are asked
+        together, each with a short timeout; one that is down is logged and skipped, so
+        discovery never blocks startup."""
+        asked = [
+            (name, list_models)
+            for name, adapter in self.adapters.items()
+            if self.enabled[name].spec.local and (list_models := getattr(adapter, "list_models", None)) is not None
+        ]
+        results = await asyncio.gather(*(list_models() for _, list_models in asked), return_exceptions=True)
         found: list[ModelEntry] = []
-        for name, adapter in self.adapters.items():
-            list_models = getattr(adapter, "list_models", None)
-            if list_models is None:
-                continue
-            try:
-                found.extend(await list_models())
-            except Exception as exc:  # noqa: BLE001 - any failure just means "nothing discovered"
-                log.warning("model discovery failed", extra={"fields": {"provider": name, "error": type(exc).__name__}})
+        for (name, _), result in zip(asked, results, strict=True):
+            if isinstance(result, BaseException):  # any failure just means "nothing discovered"
+                log.warning("model discovery failed", extra={"fields": {"provider": name, "error": type(result).__name__}})
+            else:
+                found.extend(result)
         return found
 
     async def aclose(self) -> None:

@@ -22,7 +22,10 @@ class ProviderSpec:
     default_base_url: str | None
     key_env: str | None  # env var holding the platform's key
     base_url_env: str | None  # env var overriding the base URL
-    local: bool = False  # enabled by its base URL env var alone (no key needed)
+    # Self-hosted (Ollama, vLLM, llama.cpp, custom servers): enabled by its base URL env var alone
+    # (no key needed), and its models are discovered at startup and served at zero cost. Hosted
+    # providers (Groq, Mistral ...) are never auto-registered: their models need a catalog price.
+    local: bool = False
     display_name: str = ""
     # Prepended to catalog model names upstream, e.g. "accounts/fireworks/models/" (Fireworks).
     model_prefix: str = ""
@@ -56,7 +59,9 @@ class EnabledProvider:
 
 def _extra_specs(env: dict[str, str]) -> list[ProviderSpec]:
     """AIBROKER_EXTRA_PROVIDERS: a JSON list of {name, base_url, key_env?, wire?, model_prefix?,
-    display_name?} for custom servers. Without key_env the server is called without a key."""
+    display_name?, local?} for custom servers. Without key_env the server is called without a key.
+    `local` (self-hosted: discover its models at zero cost) defaults to true without key_env and
+    false with one (a hosted service); set it for a self-hosted server behind a key."""
     raw = env.get("AIBROKER_EXTRA_PROVIDERS")
     if not raw:
         return []
@@ -64,8 +69,11 @@ def _extra_specs(env: dict[str, str]) -> list[ProviderSpec]:
     for item in json.loads(raw):
         name = item["name"]
         wire = item.get("wire", OPENAI_WIRE)
-        if wire not in WIRES or "/" in name or not item.get("base_url"):
-            raise ValueError(f"AIBROKER_EXTRA_PROVIDERS: bad entry {item!r} (wire one of {WIRES}, base_url required)")
+        local = item.get("local", item.get("key_env") is None)
+        if wire not in WIRES or "/" in name or not item.get("base_url") or not isinstance(local, bool):
+            raise ValueError(
+                f"AIBROKER_EXTRA_PROVIDERS: bad entry {item!r} (wire one of {WIRES}, base_url required, local true/false)"
+            )
         specs.append(
             ProviderSpec(
                 name=name,
@@ -73,13 +81,19 @@ def _extra_specs(env: dict[str, str]) -> list[ProviderSpec]:
                 default_base_url=item["base_url"],
                 key_env=item.get("key_env"),
                 base_url_env=f"{name.upper()}_BASE_URL",
-                local=item.get("key_env") is None,
+                local=local,
                 display_name=item.get("display_name", name),
                 model_prefix=item.get("model_prefix", ""),
                 declared=True,
             )
         )
     return specs
+
+
+def known_provider_names(env: dict[str, str] | None = None) -> set[str]:
+    """Every provider this broker could serve (built-in or declared), enabled or not."""
+    env = dict(os.environ) if env is None else env
+    return {spec.name for spec in (*BUILTIN, *_extra_specs(env))}
 
 
 def enabled_providers(env: dict[str, str] | None = None) -> dict[str, EnabledProvider]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from aibroker.errors import InvalidRequest, PermissionDenied
 from aibroker.gateway.context import CallContext
+from aibroker.gateway.http import CACHE_HEADER
 from aibroker.gateway.service import Answer, Gateway
 from aibroker.kit.ids import new_id
 from aibroker.routing.router import NoAvailableProvider, RoutingRouter
@@ -61,6 +62,15 @@ class Vote:
             "provider": self.answer.model.provider, "model": self.answer.model.id, "answer": self.text,
             "weight": self.candidate.weight, "cost_micros": self.answer.cost.billed_micros,
         }
+
+
+@dataclass(slots=True)
+class Verdict:
+    strategy: str
+    votes: list[Vote]
+    winner: Vote | None  # None when a consensus model synthesized the answer
+    final: Answer  # the answer whose text is final: the winner's, or the synthesis
+    answers: list[Answer]  # every billed call: the votes, then the synthesis
 
 
 def consensus_feature(router: Any, feature: str | None) -> FeatureInfo | None:
@@ -100,9 +110,21 @@ class ConsensusRunner:
         return CallContext(
             request_id=ctx.request_id, principal=ctx.principal, endpoint=ctx.endpoint, feature=ctx.feature,
             user_id=ctx.user_id, user_name=ctx.user_name, profile=ctx.profile, group=ctx.group,
+            no_store=ctx.no_store,  # the caller's cache opt-out binds every vote and the synthesis
         )
 
     async def run(self, ctx: CallContext, body: dict[str, Any], feature: FeatureInfo) -> tuple[dict[str, Any], dict[str, str]]:
+        """The OpenAI-shaped consensus answer and its response headers."""
+        return self.respond(ctx, body, feature, await self.decide(ctx, body, feature))
+
+    def respond(self, ctx: CallContext, body: dict[str, Any], feature: FeatureInfo, verdict: Verdict) -> tuple[dict[str, Any], dict[str, str]]:
+        return self._response(
+            ctx, body, feature, verdict.strategy, verdict.votes, verdict.winner,
+            text_of(verdict.final), verdict.final.model.id, verdict.answers,
+        )
+
+    async def decide(self, ctx: CallContext, body: dict[str, Any], feature: FeatureInfo) -> Verdict:
+        """Every voter's answer, then the final one (routes that answer in another shape use this)."""
         if body.get("stream"):
             raise InvalidRequest(
                 f"The feature '{feature.slug}' answers by consensus, which cannot be streamed; send stream: false.",
@@ -126,13 +148,12 @@ class ConsensusRunner:
         strategy = feature.consensus_strategy or "majority"
         extra: list[Answer] = []
         if strategy == "synthesize":
-            final_text, final_model = await self._synthesize(ctx, body, feature, votes, extra)
-            winner = None
+            await self._synthesize(ctx, body, feature, votes, extra)
+            winner, final = None, extra[-1]
         else:
             winner = pick(votes, strategy)
-            final_text, final_model = winner.text, winner.answer.model.id
-        answers = [v.answer for v in votes] + extra
-        return self._response(ctx, body, feature, strategy, votes, winner, final_text, final_model, answers)
+            final = winner.answer
+        return Verdict(strategy, votes, winner, final, [v.answer for v in votes] + extra)
 
     async def _synthesize(
         self, ctx: CallContext, body: dict[str, Any], feature: FeatureInfo, votes: list[Vote], extra: list[Answer]
@@ -178,7 +199,17 @@ class ConsensusRunner:
         headers = {
             "x-request-id": ctx.request_id, "x-aibroker-cost-micros": str(cost), "x-aibroker-mode": "consensus",
             "x-aibroker-provider": model.partition("/")[0], "x-aibroker-model": model,
+            CACHE_HEADER: cache_outcome(answers),
         }
         if balances:
             headers["x-aibroker-balance-micros"] = str(min(balances))
         return response, headers
+
+
+def cache_outcome(answers: list[Answer]) -> str:
+    """The cache outcome of a consensus request, from its calls': theirs when they agree;
+    miss when any call went upstream after looking the cache up; otherwise bypass."""
+    outcomes = {a.extra_headers.get(CACHE_HEADER, "bypass") for a in answers}
+    if len(outcomes) == 1:
+        return outcomes.pop()
+    return "miss" if "miss" in outcomes else "bypass"

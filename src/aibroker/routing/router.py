@@ -108,6 +108,8 @@ class RoutingRouter:
             if consensus:
                 return [wanted]  # one vote: no fallback to another voter
             return [wanted, *(e for e in entries if e.id != wanted.id)]
+        # A consensus feature gets here without a model only from callers that do not vote
+        # (every chat route runs routing.consensus first): they get the fallback chain.
         if not entries:
             raise NoAvailableProvider(
                 f"No provider configured for the feature '{ctx.feature}' is available in this broker "

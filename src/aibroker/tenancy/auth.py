@@ -268,7 +268,7 @@ class Authenticator:
             raise BrokerError(
                 f"Too many requests with this organization code (limit {self._code_limit}); retry in {retry} s.",
                 status_code=429,
-                error_type="rate_limit_error",
+                error_type="rate_limit_exceeded",
                 code="code_rate_limited",
                 headers={"Retry-After": str(retry)},
             )

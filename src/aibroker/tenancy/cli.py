@@ -1,15 +1,70 @@
-"""`aibroker secrets rotate`: re-seal stored secrets under the current AIBROKER_SECRET_KEY."""
+"""`aibroker secrets rotate`: re-seal stored secrets under the current AIBROKER_SECRET_KEY.
+`aibroker user promote | demote EMAIL`: the platform SUPER_ADMIN flag, granted only here
+(whoever runs the command line already holds the database)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import typer
 
 from aibroker.config import get_settings
 
 
+def _set_super_admin(email: str, value: bool) -> dict[str, Any]:
+    from aibroker.db import Database
+    from aibroker.tenancy.users import set_super_admin
+
+    async def run() -> dict[str, Any]:
+        db = Database()
+        try:
+            async with db.sessions() as session:
+                user, changed = await set_super_admin(session, email=email, value=value)
+                await session.commit()
+                return {"user_id": user.id, "email": user.email, "is_super_admin": user.is_super_admin, "changed": changed}
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _super_admin_command(email: str, value: bool, as_json: bool) -> None:
+    from aibroker.errors import BrokerError
+
+    try:
+        data = _set_super_admin(email, value)
+    except BrokerError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    state = "is now" if data["changed"] else "was already"
+    typer.echo(f"{data['email']} ({data['user_id']}) {state} {'a super admin' if value else 'not a super admin'}")
+
+
 def register(app: typer.Typer) -> None:
+    user_app = typer.Typer(help="Users: the platform SUPER_ADMIN flag.", no_args_is_help=True)
+    app.add_typer(user_app, name="user")
+
+    @user_app.command("promote")
+    def promote_command(
+        email: str = typer.Argument(..., help="The user's e-mail (their login)."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """Make a user a platform SUPER_ADMIN: every organization, and the /api/admin/* routes with their own login."""
+        _super_admin_command(email, True, as_json)
+
+    @user_app.command("demote")
+    def demote_command(
+        email: str = typer.Argument(..., help="The user's e-mail (their login)."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """Withdraw the SUPER_ADMIN flag (admin routes refuse the user's tokens at once)."""
+        _super_admin_command(email, False, as_json)
+
     secrets_app = typer.Typer(help="Sealed secrets (provider keys, channel tokens).", no_args_is_help=True)
     app.add_typer(secrets_app, name="secrets")
 

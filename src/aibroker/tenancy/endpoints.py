@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from aibroker.billing.batch import PostEntry
 from aibroker.billing.service import post_entry
 from aibroker.deps import db_session, require, require_admin
-from aibroker.errors import InvalidRequest
+from aibroker.errors import InvalidRequest, NotFound
 from aibroker.gateway.http import services
 from aibroker.kit.clock import utcnow
 from aibroker.kit.money import to_micros
@@ -22,18 +23,36 @@ from aibroker.models import ApiKey, Organization
 from aibroker.tenancy import service
 from aibroker.tenancy.auth import Principal
 from aibroker.tenancy.roles import Permission
+from aibroker.tenancy.scoped import get_scoped
 
 router = APIRouter(tags=["Organizations and keys"])
 
 
-class KeyCreate(BaseModel):
-    name: str = Field(default="default", min_length=1, max_length=120)
-    expires_at: dt.datetime | None = Field(default=None, description="Optional expiry (ISO datetime, UTC if no zone).")
-    default_feature: str | None = Field(default=None, description="Feature used when a request names none.")
+class KeyLimits(BaseModel):
+    """A key's own limits, applied on top of its organization's plan (null: none of its own)."""
+
     rpm: int | None = Field(default=None, ge=1, description="This key's own requests-per-minute limit (on top of the plan's).")
     rph: int | None = Field(default=None, ge=1, description="This key's own requests-per-hour limit.")
     tpm: int | None = Field(default=None, ge=1, description="This key's own tokens-per-minute limit.")
-    monthly_token_quota: int | None = Field(default=None, ge=1, description="This key's own monthly token quota.")
+    monthly_token_quota: int | None = Field(default=None, ge=1, description="Tokens per calendar month (UTC) for this key.")
+    daily_token_quota: int | None = Field(default=None, ge=1, description="Tokens per calendar day (UTC) for this key.")
+    monthly_request_quota: int | None = Field(default=None, ge=1, description="Requests per calendar month (UTC) for this key.")
+    daily_request_quota: int | None = Field(default=None, ge=1, description="Requests per calendar day (UTC) for this key.")
+
+
+KEY_LIMITS = tuple(KeyLimits.model_fields)
+
+
+class KeyCreate(KeyLimits):
+    name: str = Field(default="default", min_length=1, max_length=120)
+    expires_at: dt.datetime | None = Field(default=None, description="Optional expiry (ISO datetime, UTC if no zone).")
+    default_feature: str | None = Field(default=None, description="Feature used when a request names none.")
+
+
+class KeyUpdate(KeyLimits):
+    """Only the fields sent change; send null to remove one of the key's own limits."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
 
 
 class KeyCreated(BaseModel):
@@ -50,6 +69,12 @@ class KeyInfo(BaseModel):
     created_at: dt.datetime | None
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    limits: dict[str, int | None] = Field(default_factory=dict, description="The key's own limits (null: none).")
+
+
+def _key_info(key: ApiKey) -> KeyInfo:
+    return KeyInfo(id=key.id, name=key.name, prefix=key.display_prefix, created_at=key.created_at, expires_at=key.expires_at,
+                   revoked_at=key.revoked_at, limits={name: getattr(key, name) for name in KEY_LIMITS})
 
 
 class OrganizationCreate(BaseModel):
@@ -69,7 +94,7 @@ async def create_key(body: KeyCreate, who: Principal = Depends(require(Permissio
             raise InvalidRequest("expires_at must be in the future", param="expires_at")
     issued = await service.create_api_key(
         session, organization_id=who.organization_id, name=body.name, expires_at=expires, default_feature=body.default_feature,
-        limits=body.model_dump(include={"rpm", "rph", "tpm", "monthly_token_quota"}),
+        limits=body.model_dump(include=set(KEY_LIMITS)),
     )
     return KeyCreated(id=issued.id, key=issued.key, name=body.name, expires_at=expires)
 
@@ -78,10 +103,29 @@ async def create_key(body: KeyCreate, who: Principal = Depends(require(Permissio
 async def list_keys(who: Principal = Depends(require(Permission.MANAGE_KEYS)), session: AsyncSession = Depends(db_session, scope="function")) -> list[KeyInfo]:
     """The organization's API keys (never the keys themselves)."""
     rows = await session.scalars(select(ApiKey).where(ApiKey.organization_id == who.organization_id).order_by(ApiKey.created_at))
-    return [
-        KeyInfo(id=k.id, name=k.name, prefix=k.display_prefix, created_at=k.created_at, expires_at=k.expires_at, revoked_at=k.revoked_at)
-        for k in rows
-    ]
+    return [_key_info(k) for k in rows]
+
+
+@router.patch("/api/keys/{key_id}", response_model=KeyInfo)
+async def update_key(
+    key_id: str, body: KeyUpdate, request: Request, who: Principal = Depends(require(Permission.MANAGE_KEYS)),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> KeyInfo:
+    """Change a key's name or its own limits and quotas (only the fields sent; null removes a limit).
+    Counters already used in the current window keep counting against the new limit."""
+    key = await get_scoped(session, ApiKey, who.organization_id, key_id, what="API key")
+    changes = body.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise InvalidRequest("name cannot be null", param="name")
+    for name, value in changes.items():
+        setattr(key, name, value)
+    await session.flush()
+    info = _key_info(key)
+    await session.commit()
+    limits = services(request).limits
+    if limits is not None:
+        limits.tenants.forget()  # this process applies the new limits at once; others within auth_cache_seconds
+    return info
 
 
 @router.delete("/api/keys/{key_id}", status_code=204)
@@ -105,6 +149,36 @@ async def admin_create_organization(
         entry = PostEntry(org.id, "recharge", to_micros(body.credit), description="initial credit")
         balance = (await post_entry(services(request).writer, entry)).balance_after
     return {"organization_id": org.id, "slug": org.slug, "plan": org.plan, "api_key": issued.key, "balance_micros": balance}
+
+
+class OrganizationChange(BaseModel):
+    status: Literal["trial", "active", "suspended", "cancelled"] | None = None
+    plan: str | None = Field(default=None, min_length=1, max_length=40)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+@router.patch("/api/admin/organizations/{organization_id}", dependencies=[Depends(require_admin)])
+async def admin_change_organization(
+    organization_id: str, body: OrganizationChange, request: Request, session: AsyncSession = Depends(db_session, scope="function")
+) -> dict:
+    """Platform admin: suspend, cancel or reactivate an organization, change its plan or name.
+    A suspended or cancelled organization's keys, users and codes get 403 `organization_inactive`."""
+    org = await session.get(Organization, organization_id)
+    if org is None:
+        raise NotFound(f"no organization '{organization_id}'")
+    if body.plan is not None:
+        from aibroker.limits.plan_service import require_plan
+
+        await require_plan(session, body.plan.lower())
+        org.plan = body.plan.lower()
+    if body.status is not None:
+        org.status = body.status
+    if body.name is not None:
+        org.name = body.name.strip() or org.name
+    org.updated_at = utcnow()
+    await session.commit()
+    services(request).auth.forget()  # this process at once; others within AIBROKER_AUTH_CACHE_SECONDS
+    return {"id": org.id, "name": org.name, "slug": org.slug, "plan": org.plan, "status": org.status}
 
 
 @router.get("/api/admin/organizations", dependencies=[Depends(require_admin)])

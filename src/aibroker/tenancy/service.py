@@ -86,7 +86,7 @@ async def create_api_key(
     name: str = "default",
     expires_at=None,  # type: ignore[no-untyped-def]
     default_feature: str | None = None,
-    limits: dict[str, int | None] | None = None,  # rpm, rph, tpm, monthly_token_quota (tighter than the plan)
+    limits: dict[str, int | None] | None = None,  # the key's own limits and quotas (endpoints.KeyLimits)
 ) -> IssuedKey:
     key = new_api_key()
     row = ApiKey(

@@ -77,6 +77,18 @@ async def create_user(session: AsyncSession, *, email: str, password: str, name:
     return user
 
 
+async def set_super_admin(session: AsyncSession, *, email: str, value: bool) -> tuple[User, bool]:
+    """Grant or withdraw the platform SUPER_ADMIN flag; returns (user, changed). Only the
+    command line calls this: no API route can grant it, whatever the caller's role."""
+    user = await session.scalar(select(User).where(User.email == normalize_email(email)).with_for_update())
+    if user is None:
+        raise NotFound(f"no user with the e-mail '{email.strip()}'", param="email", code="user_not_found")
+    changed = user.is_super_admin != value
+    user.is_super_admin = value
+    await session.flush()
+    return user, changed
+
+
 async def add_member(session: AsyncSession, *, organization: Organization, user_id: str, role: str) -> Membership:
     """A membership, within the plan's user limit."""
     if await session.scalar(scoped(Membership, organization.id, Membership.id).where(Membership.user_id == user_id)):

@@ -47,7 +47,9 @@ def upgrade() -> None:
     from aibroker.limits.defaults import DEFAULT_PLANS, full_row
 
     now = dt.datetime.now(dt.UTC)
-    op.bulk_insert(plans, [{**full_row(p), "created_at": now, "updated_at": None} for p in DEFAULT_PLANS])
+    # Only this revision's columns: later revisions add plan fields that full_row also fills.
+    rows = [{k: v for k, v in {**full_row(p), "created_at": now, "updated_at": None}.items() if k in plans.c} for p in DEFAULT_PLANS]
+    op.bulk_insert(plans, rows)
 
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("rpm", sa.Integer(), nullable=True))
