@@ -103,6 +103,8 @@ class Services:
         await self.pool.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+        if self.limits is not None:
+            await self.limits.counters.aclose()
         await self.db.dispose()
         from aibroker.jobs.database import dispose as dispose_write_sessions
 

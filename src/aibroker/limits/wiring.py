@@ -8,7 +8,7 @@ from aibroker.cache.service import ResponseCache
 from aibroker.config import Settings
 from aibroker.db import Database
 from aibroker.limits.admission import PlanAdmission
-from aibroker.limits.counters import WindowCounters, make_storage
+from aibroker.limits.counters import make_counters
 from aibroker.limits.events import QuotaEvents
 from aibroker.limits.plans import PlanBook
 from aibroker.limits.seeding import seed_quota_counters
@@ -22,7 +22,7 @@ async def start_limits(settings: Settings, db: Database) -> tuple[PlanBook, Plan
     plans = PlanBook(db.sessions, settings.limits.plans_refresh_seconds)
     await plans.start()
     tenants = TenantDirectory(db.sessions, settings.server.auth_cache_seconds)
-    counters = WindowCounters(make_storage(redis_url))
+    counters = make_counters(redis_url)
     if not counters.shared and settings.limits.limits_enabled:
         async with db.sessions() as session:
             await seed_quota_counters(session, counters)
