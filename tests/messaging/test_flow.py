@@ -121,3 +121,39 @@ def test_shared_endpoint_routes_by_account_id(broker, graph, tiktok):
     with broker.client(acme["api_key"]) as api:
         assert api.get("/api/leads").json()["data"] == []
 
+
+
+CONSENSUS_REPLIES = """
+plans: [professional]
+providers:
+  - {slug: mock, display_name: Mock, default_model: mock-chat}
+features:
+  - {slug: chat_reply, name: Auto reply, category: chat, mode: consensus, consensus_strategy: majority}
+feature_providers:
+  - {feature: chat_reply, provider: mock, model: mock-vote-a, role: voting, weight: 1}
+  - {feature: chat_reply, provider: mock, model: mock-vote-b, role: voting, weight: 1}
+  - {feature: chat_reply, provider: mock, model: mock-vote-c, role: voting, weight: 3}
+matrix:
+  - {plan: professional, feature: chat_reply, providers: [{provider: mock, model: mock-vote-a}, {provider: mock, model: mock-vote-b}, {provider: mock, model: mock-vote-c}]}
+"""
+
+
+def test_a_consensus_chat_reply_feature_answers_by_vote(broker, graph, tiktok, tmp_path):
+    from tests.routing.conftest import load_yaml
+
+    load_yaml(broker, tmp_path, CONSENSUS_REPLIES)
+    org = broker.create_org("Acme", credit="10", slug="acme", plan="professional")
+    allow_sends(graph, tiktok, "whatsapp")
+    connect(broker, org["api_key"], "whatsapp")
+    with broker.client() as client:
+        assert post_webhook(client, "whatsapp", "acme", inbound("whatsapp", "¿Les gustó?")[0]).status_code == 200
+    assert run_jobs(broker)["completed"] == 3  # scoring needs JSON, which the voters lack: the reply goes unscored
+    with broker.client(org["api_key"]) as api:
+        [conversation] = api.get("/api/conversations").json()["data"]
+        [_, reply] = api.get(f"/api/conversations/{conversation['id']}/messages").json()["data"]
+    assert (reply["content"], reply["status"]) == ("Positive.", "sent")  # "Positive." and "positive" outvote "Negative!"
+    broker.flush()
+    votes = [r for r in broker.rows(UsageRecord, UsageRecord.organization_id == org["organization_id"])
+             if r.request_id == reply["request_id"]]
+    assert sorted(r.model for r in votes) == ["mock/mock-vote-a", "mock/mock-vote-b", "mock/mock-vote-c"]
+    assert reply["cost_micros"] == sum(r.billed_cost_micros for r in votes) > 0

@@ -162,6 +162,6 @@ def message_view(m: Message) -> dict[str, Any]:
     return {
         "id": m.id, "conversation_id": m.conversation_id, "direction": m.direction, "author": m.author,
         "content": m.content, "status": m.status, "external_id": m.external_id, "error": m.error,
-        "cost_micros": m.cost_micros, "details": m.details, "created_at": m.created_at,
+        "request_id": m.request_id, "cost_micros": m.cost_micros, "details": m.details, "created_at": m.created_at,
         "sent_at": m.sent_at, "delivered_at": m.delivered_at, "read_at": m.read_at,
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 from aibroker.errors import BrokerError
 from aibroker.gateway.context import CallContext
+from aibroker.gateway.validation import MissingCapability
 from aibroker.jobs import JobContext, RetryLater, enqueue
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_request_id
@@ -22,6 +23,7 @@ from aibroker.messaging import context as ai_context
 from aibroker.messaging import conversations, leads, scoring
 from aibroker.models import ChannelConnection, Conversation, Lead, Message
 from aibroker.providers.errors import ProviderError
+from aibroker.routing.consensus import ConsensusRunner, consensus_feature
 
 FEATURE = "chat_reply"
 AWAY_REPEAT = dt.timedelta(hours=12)  # the away message is sent at most this often per conversation
@@ -97,23 +99,35 @@ async def _ask_ai(job: JobContext, decision: Decision, inbound: Message, lead: L
     services = job.services
     gateway = services.gateway
     principal = await services.auth.principal_for_org(inbound.organization_id, admin=True)
-    model = ctx.model or gateway.default_model()
+    # The tenant's model, else "auto": the routing matrix (when chat_reply is routed) or the
+    # platform's default model chooses, and a matrix that lists only some models still admits it.
+    model = ctx.model or "auto"
     try:
         if ctx.scoring_enabled:
-            answer = await gateway.chat(_call_context(principal, lead), scoring.request_body(model, inbound.content))
-            decision.signals, decision.signal_reason = scoring.parse_signals(answer.body)
+            try:
+                answer = await gateway.chat(_call_context(principal, lead), scoring.request_body(model, inbound.content))
+                decision.signals, decision.signal_reason = scoring.parse_signals(answer.body)
+            except MissingCapability as exc:  # the routed models cannot answer in JSON: reply unscored
+                decision.signal_reason = f"not scored: {exc.message}"
         if decision.action == "reply":
             try:
-                context_tokens = services.catalog.resolve(model).context_length
+                context_tokens = services.catalog.resolve(ctx.model or gateway.default_model()).context_length
             except BrokerError:
                 context_tokens = 8192
             call = _call_context(principal, lead)
             body = {"model": model, "messages": build_messages(ctx, history, channel, context_tokens),
                     "temperature": ctx.temperature, "max_tokens": ctx.max_tokens}
-            answer = await gateway.chat(call, body)
+            voting = consensus_feature(gateway.router, FEATURE)
+            if voting is not None:  # the platform routes chat_reply by collaborative voting
+                del body["model"]  # the matrix's voters answer, as on the HTTP routes
+                verdict = await ConsensusRunner(gateway, gateway.router).decide(call, body, voting)
+                answer, cost_micros = verdict.final, sum(a.cost.billed_micros for a in verdict.answers)
+            else:
+                answer = await gateway.chat(call, body)
+                cost_micros = answer.cost.billed_micros
             choice = (answer.body.get("choices") or [{}])[0]
             decision.reply = ((choice.get("message") or {}).get("content") or "").strip()
-            decision.request_id, decision.cost_micros = call.request_id, answer.cost.billed_micros
+            decision.request_id, decision.cost_micros = call.request_id, cost_micros
             if not decision.reply:
                 decision.action, decision.reason = "silent", "the model returned an empty reply"
     except ProviderError as exc:  # upstream trouble: the job retries with backoff
