@@ -173,3 +173,30 @@ def test_cron_endpoint_needs_the_secret_and_reports_the_queue(broker):
         assert cron.post("/api/jobs/process", json={"max_jobs": 0}).status_code == 422
     assert set(status["totals"]) >= {"pending", "processing", "completed", "failed"}
     assert "messaging.ai_response" in status["handlers"] and "messaging.send_whatsapp" in status["handlers"]
+
+
+def test_a_reply_job_that_fails_after_its_ai_call_is_not_charged_twice(broker, graph, tiktok, clock, monkeypatch):
+    from aibroker.messaging import conversations
+    from aibroker.models import UsageRecord
+
+    org = _setup(broker, graph, tiktok, "whatsapp")
+    add_message = conversations.add_message
+    failures = []
+
+    def fails_once(*args, **kwargs):  # the worker dies between the AI call and the job's commit
+        if kwargs.get("author") == "ai" and not failures:
+            failures.append(1)
+            raise RuntimeError("worker lost before commit")
+        return add_message(*args, **kwargs)
+
+    monkeypatch.setattr(conversations, "add_message", fails_once)
+    assert _say(broker, "whatsapp", "hola, ¿precio?")["retried"] == 1
+    clock[0] += 120  # past the backoff: the job runs again and asks the same question
+    run_jobs(broker)
+    [_, reply] = _messages(broker, org)[1]
+    assert reply["status"] == "sent" and failures == [1]
+    broker.flush()
+    rows = [r for r in broker.rows(UsageRecord, UsageRecord.organization_id == org["organization_id"]) if r.request_id == reply["request_id"]]
+    assert [(r.cached, r.billed_cost_micros) for r in rows] == [(True, 0)]  # the retry's answer came from the cache, free
+    paid = [r for r in broker.rows(UsageRecord, UsageRecord.organization_id == org["organization_id"]) if r.billed_cost_micros > 0]
+    assert len(paid) == 2  # one scoring call and one reply, each paid once

@@ -115,8 +115,11 @@ async def _ask_ai(job: JobContext, decision: Decision, inbound: Message, lead: L
             except BrokerError:
                 context_tokens = 8192
             call = _call_context(principal, lead)
+            # "cache": a retry of this job (it failed after the AI call, before its commit) asks the
+            # very same question and gets the answer already paid for from the cache, free by
+            # default, instead of paying again. Any later message changes the history, so the key.
             body = {"model": model, "messages": build_messages(ctx, history, channel, context_tokens),
-                    "temperature": ctx.temperature, "max_tokens": ctx.max_tokens}
+                    "temperature": ctx.temperature, "max_tokens": ctx.max_tokens, "cache": True}
             voting = consensus_feature(gateway.router, FEATURE)
             if voting is not None:  # the platform routes chat_reply by collaborative voting
                 del body["model"]  # the matrix's voters answer, as on the HTTP routes
