@@ -113,3 +113,21 @@ class FakeStripe(FakeServer):
         else:
             session.update(payment_intent=f"pi_{session_id[-6:]}")
         return session
+
+    def charge(self, session_id: str, *, amount_refunded: int = 0) -> dict[str, Any]:
+        """The Charge object of `charge.refunded` for a paid recharge session (cumulative `amount_refunded`)."""
+        session = self.sessions[session_id]
+        return {
+            "id": f"ch_{session_id[-6:]}", "object": "charge", "amount": session["amount_total"], "amount_captured": session["amount_total"],
+            "amount_refunded": amount_refunded, "currency": session["currency"], "paid": True, "status": "succeeded",
+            "refunded": amount_refunded >= session["amount_total"], "payment_intent": f"pi_{session_id[-6:]}", "metadata": {},
+        }
+
+    def dispute(self, session_id: str, *, amount: int | None = None, status: str = "needs_response") -> dict[str, Any]:
+        """The Dispute object of `charge.dispute.*` against a paid recharge session's charge."""
+        session = self.sessions[session_id]
+        return {
+            "id": f"du_{session_id[-6:]}", "object": "dispute", "amount": session["amount_total"] if amount is None else amount,
+            "currency": session["currency"], "charge": f"ch_{session_id[-6:]}", "payment_intent": f"pi_{session_id[-6:]}",
+            "status": status, "reason": "fraudulent", "is_charge_refundable": False, "balance_transactions": [], "metadata": {},
+        }

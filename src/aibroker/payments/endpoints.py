@@ -19,6 +19,7 @@ from aibroker.kit.clock import utcnow
 from aibroker.kit.money import to_micros
 from aibroker.payments import (
     mercadopago_checkout,
+    reversals,
     service,
     stripe_checkout,
     stripe_events,
@@ -34,6 +35,7 @@ router = APIRouter(prefix="/api/payments", tags=["Payments"])
 MIN_RECHARGE_MICROS = 1_000_000
 MAX_RECHARGE_MICROS = 10_000 * 1_000_000
 MP_PLAN_PERIOD = dt.timedelta(days=30)  # Checkout Pro sells one month; MP subscriptions are out of scope
+MP_REVERSED = ("refunded", "charged_back")  # money back to the payer: the recharge is taken back
 
 
 class CheckoutRequest(BaseModel):
@@ -143,7 +145,7 @@ async def _store(request: Request, session: AsyncSession, provider: str, externa
 @router.post("/mercadopago/webhook")
 async def mercadopago_webhook(request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """Mercado Pago's webhook. Verified (x-signature manifest), then the payment is read back
-    from Mercado Pago and applied once per (payment, status)."""
+    from Mercado Pago and applied once per (payment, status, refunded total)."""
     raw = await request.body()
     data_id = request.query_params.get("data.id")
     payments = services(request).settings.payments
@@ -155,7 +157,9 @@ async def mercadopago_webhook(request: Request, session: AsyncSession = Depends(
         return {"received": True, "actions": [f"topic {topic!r} not handled"]}
     payment = await _clients(request)[1].get_payment(payment_id)
     status = str(payment.get("status") or "unknown")
-    external_id = f"{payment_id}:{status}"
+    refunded = _mp_refunded_micros(payment)
+    # A partial refund leaves the payment `approved`: its refunded total makes it news.
+    external_id = f"{payment_id}:{status}" + (f":refunded={refunded}" if refunded else "")
     if await service.already_seen(session, "mercadopago", external_id):
         return {"received": True, "duplicate": True}
     await session.rollback()
@@ -170,6 +174,9 @@ async def _apply_mp_payment(session: AsyncSession, request: Request, payment_id:
     org_id = meta.get("organization_id") or (ref[0] if ref[0] else None)
     kind = meta.get("kind") or (ref[1] if len(ref) > 1 else None)
     outcome.organization_id = org_id
+    if payment.get("status") in MP_REVERSED:
+        await _reverse_mp_payment(session, request, outcome, payment_id, payment, kind)
+        return outcome
     if payment.get("status") != "approved":
         outcome.actions.append(f"payment {payment.get('status')}: nothing to apply")
         return outcome
@@ -182,6 +189,8 @@ async def _apply_mp_payment(session: AsyncSession, request: Request, payment_id:
         await service.credit_wallet(services(request).writer, outcome, organization_id=str(org_id), amount_micros=int(amount),
                                     idempotency_key=f"mercadopago:{payment_id}", payment_ref=f"mp:{payment_id}",
                                     description="Mercado Pago wallet recharge")
+        if _mp_refunded_micros(payment):  # partially refunded: before this session writes (SQLite)
+            await _reverse_mp_payment(session, request, outcome, payment_id, payment, kind)
     org = await service.organization(session, org_id)
     if org is None:
         outcome.actions.append("unknown organization")
@@ -191,6 +200,35 @@ async def _apply_mp_payment(session: AsyncSession, request: Request, payment_id:
         await service.apply_subscription(session, outcome, org, provider="mercadopago", plan=meta.get("plan"), status="active",
                                          event_time=int(utcnow().timestamp()), period_end=utcnow() + MP_PLAN_PERIOD)
     return outcome
+
+
+async def _reverse_mp_payment(session: AsyncSession, request: Request, outcome: service.Outcome, payment_id: str,
+                              payment: dict[str, Any], kind: str | None) -> None:
+    """Refunds (the cumulative `transaction_amount_refunded`, all of it once `refunded`) and a
+    chargeback take back the wallet recharge the payment credited, if it credited one."""
+    status = payment.get("status")
+    if kind != "wallet_recharge":
+        outcome.actions.append(f"payment {status}: plan payments are not reversed")
+        return
+    recharge = await reversals.recharge_by_key(session, f"mercadopago:{payment_id}")
+    if recharge is None:
+        outcome.actions.append(f"payment {status} but never credited: nothing reversed")
+        return
+    writer = services(request).writer
+    refunded = recharge.credited if status == "refunded" else _mp_refunded_micros(payment)
+    if refunded:
+        await reversals.reverse(session, writer, outcome, recharge, stream=f"mercadopago-refund:{payment_id}", target=refunded,
+                                description=f"Mercado Pago refund of payment {payment_id}: wallet recharge reversed")
+    if status == "charged_back":
+        await reversals.reverse(session, writer, outcome, recharge, stream=f"mercadopago-chargeback:{payment_id}", target=recharge.credited,
+                                description=f"Mercado Pago chargeback of payment {payment_id}: wallet recharge reversed")
+
+
+def _mp_refunded_micros(payment: dict[str, Any]) -> int:
+    """`transaction_amount_refunded` (major units) in micros; 0 when absent or unreadable."""
+    value = payment.get("transaction_amount_refunded")
+    micros = _micros_or_none(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+    return max(0, micros or 0)
 
 
 def _micros_or_none(value: Any) -> int | None:

@@ -40,6 +40,7 @@ class Outcome:
     actions: list[str] = field(default_factory=list)
     organization_id: str | None = None
     credited_micros: int = 0
+    reversed_micros: int = 0  # taken back by refunds and chargebacks (negative: reinstated)
     code: str | None = None
 
 
@@ -51,7 +52,8 @@ async def record_event(session: AsyncSession, *, provider: str, external_id: str
     """Insert the inbox row; False when another delivery stored it first (conflict: do nothing)."""
     stmt = upsert_insert(session, PaymentEvent).values(
         id=new_id("pev"), provider=provider, external_id=external_id, type=type, organization_id=outcome.organization_id,
-        payload={"outcome": outcome.actions, "credited_micros": outcome.credited_micros, "object": payload},
+        payload={"outcome": outcome.actions, "credited_micros": outcome.credited_micros, "reversed_micros": outcome.reversed_micros,
+                 "object": payload},
         created_at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["provider", "external_id"])
     result = await session.execute(stmt)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.billing.writer import MoneyWriter
 from aibroker.models import Subscription
+from aibroker.payments import stripe_reversals
 from aibroker.payments.service import (
     Outcome,
     apply_subscription,
@@ -23,6 +24,7 @@ from aibroker.payments.service import (
 
 CHECKOUT_DONE = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 SUBSCRIPTION_CHANGED = ("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
+DISPUTE_CHANGED = ("charge.dispute.created", stripe_reversals.DISPUTE_CLOSED)
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +54,10 @@ async def handle(session: AsyncSession, writer: MoneyWriter, event: dict[str, An
         await _invoice_paid(session, outcome, obj, created)
     elif kind in SUBSCRIPTION_CHANGED:
         await _subscription_changed(session, outcome, obj, created, deleted=kind.endswith(".deleted"))
+    elif kind == "charge.refunded":
+        await stripe_reversals.charge_refunded(session, writer, outcome, obj)
+    elif kind in DISPUTE_CHANGED:
+        await stripe_reversals.dispute_changed(session, writer, outcome, obj, closed=kind == stripe_reversals.DISPUTE_CLOSED)
     else:
         outcome.actions.append("event type not handled")
     return outcome
@@ -70,6 +76,7 @@ async def _checkout_completed(session: AsyncSession, writer: MoneyWriter, outcom
             outcome.actions.append("recharge without a valid amount_micros: nothing credited")
             return
         # One credit per Checkout Session, whichever of its events arrives (and however often).
+        # Its payment_ref is the PaymentIntent: refunds and disputes find the recharge by it.
         await credit_wallet(writer, outcome, organization_id=str(org_id), amount_micros=int(amount),
                             idempotency_key=f"stripe:{obj['id']}", payment_ref=str(obj.get("payment_intent") or obj["id"]),
                             description="Stripe wallet recharge")
