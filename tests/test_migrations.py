@@ -47,3 +47,23 @@ def test_processes_starting_together_on_a_new_database_all_migrate(kind: str, tm
     finally:
         engine.dispose()
     assert versions == set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_the_migrated_schema_is_the_models_schema(kind: str, tmp_path: Path) -> None:
+    """Migrations and models never drift apart: tables, columns, indexes, constraints."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from aibroker.migrations.runner import upgrade
+    from aibroker.models import Base
+
+    url = _fresh_database(kind, tmp_path)
+    upgrade(url)
+    engine = make_sync_engine(url, pooled=False)
+    try:
+        with engine.connect() as conn:
+            drift = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    assert drift == []

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,7 +54,13 @@ class LedgerEntry(Timestamped, Base):
     """One movement of money. Never updated, never deleted."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),)
+    __table_args__ = (
+        Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
+        # Payments find their recharge by reference (refunds, disputes). Partial: debits carry
+        # no reference, so the request path never writes to this index.
+        Index("ix_ledger_entries_payment_ref", "payment_ref",
+              postgresql_where=text("payment_ref IS NOT NULL"), sqlite_where=text("payment_ref IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id", ondelete="CASCADE"))
