@@ -16,7 +16,7 @@ from aibroker.db import make_sync_engine
 from aibroker.migrations.runner import upgrade
 from aibroker.models import Base
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support.broker import BrokerServer
+from tests.support.broker import BrokerServer, serving
 
 PG_URL = os.environ.get("AIBROKER_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("AIBROKER_TEST_REDIS_URL")
@@ -110,11 +110,5 @@ def broker_env(upstream: FakeOpenAI) -> dict[str, str]:
 @pytest.fixture
 def broker(database_url: str, broker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[BrokerServer]:
     """A broker serving real HTTP on a free port, on the test database."""
-    for name, value in {**broker_env, "AIBROKER_DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
-    server = BrokerServer(database_url)
-    server.start()
-    try:
+    with serving(database_url, broker_env, monkeypatch) as server:
         yield server
-    finally:
-        server.stop()

@@ -9,22 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import BrokerServer
+from tests.support.broker import BrokerServer, serving
 
 
 @pytest.fixture
 def sqlite_broker(tmp_path: Path, sqlite_template: Path, broker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[BrokerServer]:
     path = tmp_path / "aibroker.db"
     shutil.copy(sqlite_template, path)
-    url = f"sqlite+aiosqlite:///{path}"
-    for name, value in {**broker_env, "AIBROKER_DATABASE_URL": url, "AIBROKER_LIMITS_ENABLED": "false"}.items():
-        monkeypatch.setenv(name, value)
-    server = BrokerServer(url)
-    server.start()
-    try:
+    with serving(f"sqlite+aiosqlite:///{path}", {**broker_env, "AIBROKER_LIMITS_ENABLED": "false"}, monkeypatch) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_writer_checkpoints_the_wal_while_requests_are_served(sqlite_broker: BrokerServer) -> None:

@@ -5,15 +5,13 @@ the organization-code limiter, the plan's limits, the routing matrix)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from aibroker.kit.clock import set_clock
 from tests.fakes.openai_upstream import Fault
-from tests.routing.conftest import MOCK_CONFIG, Clock, load_yaml
+from tests.routing import conftest as routing
+
+# The routing tests' fixtures: the mock matrix loaded, and a frozen clock.
+routed, clock = routing.routed, routing.clock
 
 CACHE = "x-aibroker-cache"
 MESSAGES = [{"role": "user", "content": "is anybody there"}]
@@ -157,22 +155,6 @@ def test_402_carries_the_cache_header_with_the_cache_outcome(broker, upstream):
 
 
 # -- the routing matrix's 403 and 429 --------------------------------------------------------
-
-
-@pytest.fixture
-def routed(broker, tmp_path: Path):
-    load_yaml(broker, tmp_path, MOCK_CONFIG)
-    return broker
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    frozen = Clock(dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC))
-    set_clock(frozen)
-    try:
-        yield frozen
-    finally:
-        set_clock(None)
 
 
 def test_routing_refusals_carry_the_cache_header(routed, clock):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from aibroker.catalog.registry import ModelEntry, load_packaged
 from aibroker.models import UsageRecord
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support.broker import BrokerServer
+from tests.support.broker import BrokerServer, serving
 
 PRICES = load_packaged()
 LOCAL_MODELS = ("Qwen/Qwen2.5-7B-Instruct", "nomic-ai/nomic-embed-text-v1.5")
@@ -234,7 +234,7 @@ def _cli(*args: str) -> tuple[int, str]:
 def test_cli_set_reprices_requests_after_restart_and_refuses_bad_input(
     database_url, broker_env, monkeypatch, upstream, local
 ):
-    for name, value in {**broker_env, "AIBROKER_DATABASE_URL": database_url}.items():
+    for name, value in {**broker_env, "AIBROKER_DATABASE_URL": database_url}.items():  # for the CLI
         monkeypatch.setenv(name, value)
     code, out = _cli("set", GROQ_MODEL, "--input-per-1m", "3", "--output-per-1m", "6.5", "--cached-input-per-1m",
                      "0.3", "--max-output", "1000", "--json")
@@ -258,27 +258,19 @@ def test_cli_set_reprices_requests_after_restart_and_refuses_bad_input(
     assert rows[GROQ_MODEL]["source"] == "override" and rows["groq/llama-3.1-8b-instant"]["source"] == "packaged"
     assert "vllm/" not in out  # discovery is the running broker's business
 
-    broker = BrokerServer(database_url)  # a broker reads overrides at startup
-    broker.start()
-    try:
+    with serving(database_url, broker_env, monkeypatch) as broker:  # a broker reads overrides at startup
         org = broker.create_org("Acme", credit="10")
         client = openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
         cost, prompt, completion = chat_cost(client, GROQ_MODEL)
         assert cost == billed(3_000_000, 6_500_000, prompt, completion)
         with pytest.raises(openai.BadRequestError, match="at most 1000"):
             client.chat.completions.create(model=GROQ_MODEL, messages=MESSAGES, max_tokens=2000)
-    finally:
-        broker.stop()
     code, out = _cli("unset", GROQ_MODEL)
     assert code == 0 and "removed" in out
 
 
 def test_a_running_broker_picks_up_an_override_another_process_wrote(database_url, broker_env, monkeypatch, upstream, local):
-    for name, value in {**broker_env, "AIBROKER_DATABASE_URL": database_url, "AIBROKER_CATALOG_RELOAD_SECONDS": "0.1"}.items():
-        monkeypatch.setenv(name, value)
-    broker = BrokerServer(database_url)
-    broker.start()
-    try:
+    with serving(database_url, {**broker_env, "AIBROKER_CATALOG_RELOAD_SECONDS": "0.1"}, monkeypatch) as broker:
         org = broker.create_org("Acme", credit="10")
         client = openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
         before = client.models.retrieve(GROQ_MODEL).model_extra["pricing"]["prompt"]
@@ -290,8 +282,6 @@ def test_a_running_broker_picks_up_an_override_another_process_wrote(database_ur
             time.sleep(0.05)  # waiting for the reload to happen, then checking what it did
         cost, prompt, completion = chat_cost(client, GROQ_MODEL)
         assert cost == billed(9_000_000, 18_000_000, prompt, completion)
-    finally:
-        broker.stop()
 
 
 def test_discovered_entries_read_the_servers_context_length():

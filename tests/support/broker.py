@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +20,19 @@ from aibroker.config import Settings
 from aibroker.db import make_sync_engine
 
 ADMIN_TOKEN = "test-admin-token"
+
+
+@contextlib.contextmanager
+def serving(database_url: str, env: dict[str, str], monkeypatch: Any) -> Iterator[BrokerServer]:
+    """A started broker on `database_url`, with `env` set for it (monkeypatch undoes it after the test)."""
+    for name, value in {**env, "AIBROKER_DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    server = BrokerServer(database_url)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class BrokerServer:

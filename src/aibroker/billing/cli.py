@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal
+from typing import Any
 
 import typer
 
+from aibroker.cli_support import with_session
 from aibroker.kit.money import format_micros
 
 wallet_app = typer.Typer(help="Prepaid wallets.", no_args_is_help=True)
 
 
 def _org_id(ref: str) -> str:
-    from aibroker.db import Database
-    from aibroker.errors import BrokerError
     from aibroker.tenancy.service import find_organization
 
-    async def find() -> str:
-        db = Database()
-        try:
-            async with db.sessions() as session:
-                return (await find_organization(session, ref)).id
-        finally:
-            await db.dispose()
+    async def find(session: Any) -> str:
+        return (await find_organization(session, ref)).id
 
-    try:
-        return asyncio.run(find())
-    except BrokerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    return with_session(find)
 
 
 def _wallet_view(org_id: str) -> dict:

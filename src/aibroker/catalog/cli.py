@@ -1,45 +1,24 @@
 """`aibroker catalog list | set | unset`: the model catalog and its database overrides.
 
-Overrides are written to the database; a running broker reads them at startup (restart it),
-and the admin routes (/api/admin/catalog) apply a change to the serving process at once."""
+Overrides are written to the database; running brokers re-read them every
+AIBROKER_CATALOG_RELOAD_SECONDS, and the admin routes (/api/admin/catalog) apply a change to
+the serving process at once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
+from aibroker.cli_support import with_session
+
 catalog_app = typer.Typer(help="The model catalog: prices, context sizes, capabilities and their overrides.",
                           no_args_is_help=True)
-T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(catalog_app, name="catalog")
-
-
-def _with_session(work: Callable[[Any], Awaitable[T]]) -> T:
-    from aibroker.db import Database
-    from aibroker.errors import BrokerError
-
-    async def run() -> T:
-        db = Database()
-        try:
-            async with db.sessions() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(run())
-    except BrokerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
 
 
 async def _catalog(session: Any) -> tuple[Any, set[str]]:
@@ -74,7 +53,7 @@ def list_models(
         return [entry_view(e, source="override" if e.id in overridden else "packaged")
                 for e in entries if provider is None or e.provider == provider]
 
-    rows = _with_session(work)
+    rows = with_session(work)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -98,7 +77,7 @@ def set_model(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Create or replace a model's override (fields left out keep the packaged value). A model the
-    catalog does not list needs both prices. Running brokers apply it when they restart."""
+    catalog does not list needs both prices. Running brokers apply it within AIBROKER_CATALOG_RELOAD_SECONDS."""
     from aibroker.catalog import overrides
 
     request = overrides.OverrideRequest(
@@ -115,14 +94,14 @@ def set_model(
         await catalog.load_overrides(session)
         return overrides.entry_view(catalog.get(model_id), source="override")
 
-    view = _with_session(work)
+    view = with_session(work, commit=True)
     if as_json:
         typer.echo(json.dumps(view, indent=2))
         return
     typer.echo(f"{view['id']}: input {view['input_per_1m']}, output {view['output_per_1m']}, "
                f"cached input {view['cached_input_per_1m']} USD per 1M tokens; context {view['context_length']}, "
                f"max output {view['max_output_tokens']}{'' if view['enabled'] else ', disabled'}. "
-               "Running brokers apply it when they restart.")
+               "Running brokers apply it within AIBROKER_CATALOG_RELOAD_SECONDS.")
 
 
 @catalog_app.command("unset")
@@ -139,5 +118,5 @@ def unset_model(
         await overrides.delete_override(session, model_id)
         return {"id": model_id, "removed": True}
 
-    data = _with_session(work)
+    data = with_session(work, commit=True)
     typer.echo(json.dumps(data, indent=2) if as_json else f"removed the override of {model_id}")

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
+from aibroker.cli_support import with_session
+
 plan_app = typer.Typer(help="Plans: limits, quotas, margin and price of each.", no_args_is_help=True)
-T = TypeVar("T")
-
-
-def _with_session(work: Callable[[Any], Awaitable[T]], *, commit: bool = False) -> T:
-    from aibroker.db import Database
-    from aibroker.errors import BrokerError
-
-    async def run() -> T:
-        db = Database()
-        try:
-            async with db.sessions() as session:
-                result = await work(session)
-                if commit:
-                    await session.commit()
-                return result
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(run())
-    except BrokerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
 
 
 def _limit(value: int | None) -> str:
@@ -44,7 +21,7 @@ def list_plans(as_json: bool = typer.Option(False, "--json", help="Machine-reada
     """Every plan with its limits (blank/null: no limit)."""
     from aibroker.limits.plan_service import list_plans as fetch
 
-    plans = _with_session(fetch, commit=True)  # commits default plans if they were missing
+    plans = with_session(fetch, commit=True)  # commits default plans if they were missing
     if as_json:
         typer.echo(json.dumps(plans, indent=2))
         return
@@ -64,7 +41,7 @@ def show(slug: str) -> None:
     async def work(session: Any) -> dict[str, Any]:
         return plan_view(await get_plan(session, slug))
 
-    typer.echo(json.dumps(_with_session(work), indent=2))
+    typer.echo(json.dumps(with_session(work), indent=2))
 
 
 @plan_app.command("create")
@@ -78,7 +55,7 @@ def create(slug: str, fields: str = typer.Option("{}", "--fields", help='Limits 
     async def work(session: Any) -> dict[str, Any]:
         return plan_view(await create_plan(session, body))
 
-    typer.echo(json.dumps(_with_session(work, commit=True), indent=2))
+    typer.echo(json.dumps(with_session(work, commit=True), indent=2))
 
 
 @plan_app.command("update")
@@ -91,7 +68,7 @@ def update(slug: str, fields: str = typer.Option(..., "--fields", help="Fields t
     async def work(session: Any) -> dict[str, Any]:
         return plan_view(await update_plan(session, slug, body))
 
-    typer.echo(json.dumps(_with_session(work, commit=True), indent=2))
+    typer.echo(json.dumps(with_session(work, commit=True), indent=2))
 
 
 @plan_app.command("delete")
@@ -99,7 +76,7 @@ def delete(slug: str) -> None:
     """Delete a custom plan that no organization is on."""
     from aibroker.limits.plan_service import delete_plan
 
-    _with_session(lambda session: delete_plan(session, slug), commit=True)
+    with_session(lambda session: delete_plan(session, slug), commit=True)
     typer.echo(f"deleted plan {slug}")
 
 

@@ -4,40 +4,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import typer
 
+from aibroker.cli_support import with_session
 from aibroker.config import get_settings
 
 
-def _set_super_admin(email: str, value: bool) -> dict[str, Any]:
-    from aibroker.db import Database
+def _super_admin_command(email: str, value: bool, as_json: bool) -> None:
     from aibroker.tenancy.users import set_super_admin
 
-    async def run() -> dict[str, Any]:
-        db = Database()
-        try:
-            async with db.sessions() as session:
-                user, changed = await set_super_admin(session, email=email, value=value)
-                await session.commit()
-                return {"user_id": user.id, "email": user.email, "is_super_admin": user.is_super_admin, "changed": changed}
-        finally:
-            await db.dispose()
+    async def work(session: Any) -> dict[str, Any]:
+        user, changed = await set_super_admin(session, email=email, value=value)
+        return {"user_id": user.id, "email": user.email, "is_super_admin": user.is_super_admin, "changed": changed}
 
-    return asyncio.run(run())
-
-
-def _super_admin_command(email: str, value: bool, as_json: bool) -> None:
-    from aibroker.errors import BrokerError
-
-    try:
-        data = _set_super_admin(email, value)
-    except BrokerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+    data = with_session(work, commit=True)
     if as_json:
         typer.echo(json.dumps(data))
         return
