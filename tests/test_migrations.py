@@ -67,3 +67,16 @@ def test_the_migrated_schema_is_the_models_schema(kind: str, tmp_path: Path) -> 
     finally:
         engine.dispose()
     assert drift == []
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_commands_on_a_database_never_migrated_say_so(kind: str, tmp_path: Path) -> None:
+    import os
+
+    url = _fresh_database(kind, tmp_path)
+    env = {**os.environ, "AIBROKER_DATABASE_URL": url, "AIBROKER_LOG_LEVEL": "warning"}
+    aibroker = Path(sys.executable).parent / "aibroker"
+    for command in (["plan", "list"], ["catalog", "list"], ["wallet", "show", "acme"]):
+        done = subprocess.run([str(aibroker), *command], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        assert "run `aibroker migrate` first" in done.stderr and "Traceback" not in done.stderr

@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 T = TypeVar("T")
 
 
 def with_session(work: Callable[[Any], Awaitable[T]], *, commit: bool = False) -> T:
-    """Run `work(session)` on a fresh engine (disposed after); a domain error becomes
-    `error: <message>` on stderr and exit code 1."""
+    """Run `work(session)` on a fresh engine (disposed after); a domain error, or a database
+    that was never migrated, becomes `error: <message>` on stderr and exit code 1."""
     from aibroker.db import Database
     from aibroker.errors import BrokerError
 
@@ -33,3 +34,13 @@ def with_session(work: Callable[[Any], Awaitable[T]], *, commit: bool = False) -
     except BrokerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
+    except DBAPIError as exc:
+        if not _missing_table(exc):
+            raise
+        typer.echo("error: this database has no aibroker schema yet; run `aibroker migrate` first", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    # SQLite says it in words; PostgreSQL's drivers carry SQLSTATE 42P01 (undefined_table).
+    return "no such table" in str(exc) or getattr(exc.orig, "sqlstate", None) == "42P01"
