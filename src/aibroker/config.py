@@ -64,6 +64,9 @@ class BillingSettings(BaseSettings):
     default_margin_bps: int = 3000  # 30% (seed 000)
     currency: str = "USD"
     hold_ttl_seconds: int = 900
+    # A process's wallet lease expires this long after its last renewal (the live process
+    # renews well within it), so a crashed process's lease is back in the wallet quickly.
+    lease_ttl_seconds: float = 20.0
     # Each process reserves requests from a lease on the wallet (billing/leases.py): its
     # size, and how long an unused lease stays before it goes back to the wallet.
     lease_chunk_micros: int = 1_000_000
@@ -111,6 +114,10 @@ class PaymentSettings(BaseSettings):
     mercadopago_access_token: str | None = None
     mercadopago_webhook_secret: str | None = None
     mercadopago_api_base: str | None = None
+    # How old a Mercado Pago x-signature `ts` may be (replays beyond it are refused).
+    mercadopago_signature_tolerance_seconds: int = Field(
+        default=300, validation_alias=AliasChoices("AIBROKER_MERCADOPAGO_SIGNATURE_TOLERANCE_SECONDS", "MERCADOPAGO_SIGNATURE_TOLERANCE_SECONDS")
+    )
 
 
 class LimitsSettings(BaseSettings):
@@ -162,6 +169,12 @@ class MessagingSettings(BaseSettings):
     # Bearer token of POST /api/jobs/process (cron-style hosting). Exact name: CRON_SECRET.
     cron_secret: str | None = Field(default=None, validation_alias=AliasChoices("CRON_SECRET", "AIBROKER_CRON_SECRET"))
     tiktok_signature_tolerance_seconds: int = 300
+    # Platform-level app secrets (seed 004): one Meta app / TikTok app for every tenant. A
+    # channel without its own secret verifies its webhooks with these. Exact names.
+    meta_app_secret: str | None = Field(default=None, validation_alias=AliasChoices("META_APP_SECRET", "AIBROKER_META_APP_SECRET"))
+    tiktok_client_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("TIKTOK_CLIENT_SECRET", "AIBROKER_TIKTOK_CLIENT_SECRET")
+    )
     send_timeout_seconds: float = 15.0
     job_lease_seconds: float = 60.0
     job_poll_seconds: float = 1.0
