@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from sqlalchemy import text
@@ -18,8 +19,25 @@ from aibroker.models import Base
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.broker import BrokerServer, serving
 
-PG_URL = os.environ.get("AIBROKER_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("AIBROKER_TEST_REDIS_URL")
+
+def _per_worker(pg_url: str | None, redis_url: str | None) -> tuple[str | None, str | None]:
+    """Under pytest-xdist each worker gets its own PostgreSQL database and Redis db, so
+    workers never truncate or flush each other's data."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return pg_url, redis_url
+    index = int(worker[2:])
+    if pg_url:
+        parsed = make_url(pg_url)
+        pg_url = parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+    if redis_url:
+        parsed_redis = urlparse(redis_url)
+        base = int(parsed_redis.path.lstrip("/") or 0)
+        redis_url = parsed_redis._replace(path=f"/{(base - index) % 16}").geturl()
+    return pg_url, redis_url
+
+
+PG_URL, REDIS_URL = _per_worker(os.environ.get("AIBROKER_TEST_DATABASE_URL"), os.environ.get("AIBROKER_TEST_REDIS_URL"))
 
 # PostgreSQL runs only when configured (CI always configures it): the parameter is not
 # generated otherwise, so nothing is silently skipped.

@@ -23,6 +23,7 @@ from aibroker.gateway.default_router import DefaultRouter
 from aibroker.gateway.fastpath import FastPath
 from aibroker.gateway.service import Gateway
 from aibroker.notifications.deliverer import EventDeliverer
+from aibroker.ops import db_errors
 from aibroker.ops.middleware import RequestIdMiddleware
 from aibroker.providers.pool import ProviderPool
 from aibroker.providers.specs import enabled_providers
@@ -51,7 +52,7 @@ class Services:
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
-        db = Database(settings.database.database_url)
+        db = Database(settings.database.database_url, settings=settings.database)
         enabled = enabled_providers()
         catalog = Catalog(set(enabled), settings.gateway.aliases)
         async with db.sessions() as session:
@@ -62,12 +63,13 @@ class Services:
         url = settings.database.database_url
         inline = make_sync_engine(url, immediate=True, wait_for_lock=False) if is_sqlite(url) else None
         writer = MoneyWriter(
-            make_sync_engine(url, immediate=True), hold_ttl_seconds=billing.hold_ttl_seconds, inline_engine=inline
+            make_sync_engine(url, immediate=True, settings=settings.database), hold_ttl_seconds=billing.hold_ttl_seconds, inline_engine=inline,
+            lease_ttl_seconds=billing.lease_ttl_seconds,
         )
         writer.start()
         leases = LeaseBook(
             writer, chunk_micros=billing.lease_chunk_micros, idle_seconds=billing.lease_idle_seconds,
-            renew_seconds=billing.hold_ttl_seconds / 3,
+            renew_seconds=billing.lease_ttl_seconds / 3,
         ) if billing.ledger_enabled else None
         auth = Authenticator(
             db.sessions, admin_token=settings.server.admin_token, cache_seconds=settings.server.auth_cache_seconds,
@@ -112,9 +114,11 @@ class Services:
 
 
 async def _sweep_holds_forever(services: Services) -> None:
-    """Release holds left by crashed processes. Any process may do it: the sweep is exact."""
+    """Release holds left by crashed processes. Any process may do it: the sweep is exact.
+    Often enough that a dead process's lease is back within a lease TTL and half of one."""
+    billing = services.settings.billing
     while True:
-        await asyncio.sleep(services.settings.billing.sweep_interval_seconds)
+        await asyncio.sleep(min(billing.sweep_interval_seconds, billing.lease_ttl_seconds / 2))
         try:
             released = await services.writer.sweep()
             if released:
@@ -189,8 +193,9 @@ def _routers() -> list[APIRouter]:
     from aibroker.notifications import endpoints as events
     from aibroker.ops import endpoints as ops
     from aibroker.payments import endpoints as payments
+    from aibroker.payments import history_endpoints as payment_history
     from aibroker.routing import endpoints as routing
-    from aibroker.tenancy import auth_endpoints, organization_endpoints
+    from aibroker.tenancy import auth_endpoints, members_endpoints, organization_endpoints
     from aibroker.tenancy import endpoints as tenancy
 
     return [
@@ -198,7 +203,7 @@ def _routers() -> list[APIRouter]:
         usage_endpoints.router, quota_endpoints.router, tenancy.router, auth_endpoints.router,
         organization_endpoints.router, payments.router, wallet.router, wallet.admin, byok.router, events.router,
         plan_endpoints.router, routing.router, messaging.router, webhook_endpoints.router, jobs.router, ops.router,
-        catalog_admin.router,
+        catalog_admin.router, payment_history.router, members_endpoints.router,
     ]
 
 
@@ -206,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="aibroker", version=__version__, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     handlers.install(app)
+    db_errors.install(app)  # a saturated database answers 503 database_busy, not 500
     for router in _routers():
         app.include_router(router)
     app.add_middleware(FastPath, routes=_fast_routes(), owner=app)

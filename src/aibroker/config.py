@@ -15,7 +15,17 @@ class DatabaseSettings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./aibroker.db"
     redis_url: str | None = None
-    pool_size: int = 10
+    # Every database connection one process may hold at once, across all its engines (the
+    # async request pool and the money writer's; db.connection_budget splits it). N processes
+    # x this must stay under PostgreSQL's max_connections minus headroom (README: Operations).
+    # AIBROKER_POOL_SIZE is its older name.
+    db_max_connections: int = Field(
+        default=20, ge=2, le=1000, validation_alias=AliasChoices("AIBROKER_DB_MAX_CONNECTIONS", "AIBROKER_POOL_SIZE")
+    )
+    # How long a request waits for a free connection before it is answered 503 database_busy.
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Retry-After (seconds) on a 503 database_busy answer.
+    db_busy_retry_after_seconds: int = Field(default=1, ge=1, le=300)
 
 
 class ServerSettings(BaseSettings):
@@ -99,6 +109,12 @@ class AccountSettings(BaseSettings):
     lockout_minutes: int = 15
     # `x-organization-code` requests allowed per code (the `limits` library's syntax).
     code_rate_limit: str = "60/minute"
+    # Days an organization code stays valid once issued or rotated (a code is a credential; 0: never expires).
+    organization_code_days: int = Field(default=365, ge=0, le=36500)
+    # The routing profile a signed-in user's requests run with, by role (JSON, e.g.
+    # {"AGENT": "usuaria"}); a role not named runs with "default". Explicit, so a tenant's
+    # ADMIN role never lands on a platform profile that happens to be called "admin".
+    role_profiles: dict[str, str] = Field(default_factory=dict)
     # The key sealed secrets were sealed with before a rotation (`aibroker secrets rotate`).
     secret_key_previous: str | None = None
 
@@ -117,6 +133,11 @@ class PaymentSettings(BaseSettings):
     # How old a Mercado Pago x-signature `ts` may be (replays beyond it are refused).
     mercadopago_signature_tolerance_seconds: int = Field(
         default=300, validation_alias=AliasChoices("AIBROKER_MERCADOPAGO_SIGNATURE_TOLERANCE_SECONDS", "MERCADOPAGO_SIGNATURE_TOLERANCE_SECONDS")
+    )
+    # Days an unpaid (past_due / unpaid) or cancelled subscription keeps the organization active
+    # after its period ends; then it is suspended until a payment (issue 17).
+    subscription_grace_days: float = Field(
+        default=3, ge=0, le=365, validation_alias=AliasChoices("AIBROKER_SUBSCRIPTION_GRACE_DAYS", "SUBSCRIPTION_GRACE_DAYS")
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from aibroker.config import get_settings
+from aibroker.config import DatabaseSettings, get_settings
 
 
 def async_url(url: str) -> str:
@@ -61,28 +62,59 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-
     cursor.close()
 
 
-def make_async_engine(url: str | None = None) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class ConnectionBudget:
+    """How a process's AIBROKER_DB_MAX_CONNECTIONS is split between its two PostgreSQL pools.
+    Every other user of the database in the process (auth, BYOK and tenant lookups, jobs,
+    alert delivery, catalog and routing reloads) shares the async pool; the hold sweeper runs
+    on the writer's. So a process never holds more than `total` (SQLite: no server limit, but
+    the request pool is sized the same way)."""
+
+    total: int
+    writer: int  # the money writer's sync pool: one thread, plus one spare for a reconnect
+    pool_timeout: float
+
+    @property
+    def request(self) -> int:  # the async pool
+        return self.total - self.writer
+
+
+def connection_budget(settings: DatabaseSettings | None = None) -> ConnectionBudget:
+    settings = settings or get_settings().database
+    total = max(2, settings.db_max_connections)
+    return ConnectionBudget(total, 2 if total >= 6 else 1, settings.db_pool_timeout_seconds)
+
+
+def make_async_engine(url: str | None = None, *, settings: DatabaseSettings | None = None) -> AsyncEngine:
     url = async_url(url or get_settings().database.database_url)
+    budget = connection_budget(settings)
+    # Half stays open; the rest opens under load and closes when it is returned.
+    steady = max(1, budget.request // 2)
+    sizing: dict[str, Any] = dict(pool_size=steady, max_overflow=budget.request - steady, pool_timeout=budget.pool_timeout)
     if is_sqlite(url):
-        engine = create_async_engine(url)
+        in_memory = make_url(url).database in (None, "", ":memory:")  # one shared connection (StaticPool)
+        engine = create_async_engine(url, **({} if in_memory else sizing))
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    return create_async_engine(
-        url, pool_size=get_settings().database.pool_size, max_overflow=20, pool_pre_ping=True
-    )
+    return create_async_engine(url, pool_pre_ping=True, **sizing)
 
 
 def make_sync_engine(
-    url: str | None = None, *, immediate: bool = False, pooled: bool = True, wait_for_lock: bool = True
+    url: str | None = None, *, immediate: bool = False, pooled: bool = True, wait_for_lock: bool = True,
+    settings: DatabaseSettings | None = None,
 ) -> Engine:
     """A sync engine. `immediate` takes SQLite's write lock at BEGIN, so read-then-write
     transactions (wallet checks) are serialized across processes instead of failing late.
-    `wait_for_lock=False` makes a busy SQLite database fail at once instead of waiting."""
+    `wait_for_lock=False` makes a busy SQLite database fail at once instead of waiting.
+    A pooled PostgreSQL engine is the money writer's share of the connection budget."""
     url = sync_url(url or get_settings().database.database_url)
     if not pooled:
         engine = create_engine(url, poolclass=NullPool)
     elif not is_sqlite(url):
-        return create_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=True)
+        budget = connection_budget(settings)
+        return create_engine(
+            url, pool_size=budget.writer, max_overflow=0, pool_timeout=budget.pool_timeout, pool_pre_ping=True
+        )
     else:
         engine = create_engine(url)
     if not is_sqlite(url):
@@ -112,9 +144,9 @@ def make_sync_engine(
 class Database:
     """The process's async engine and session factory."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, settings: DatabaseSettings | None = None) -> None:
         self.url = url or get_settings().database.database_url
-        self.engine = make_async_engine(self.url)
+        self.engine = make_async_engine(self.url, settings=settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def session(self) -> AsyncIterator[AsyncSession]:

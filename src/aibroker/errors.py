@@ -74,3 +74,23 @@ class PayloadTooLarge(BrokerError):
 class InsufficientBalance(BrokerError):
     status_code = 402
     error_type = "insufficient_balance"
+
+
+def unstorable_value(exc: BaseException) -> InvalidRequest | None:
+    """The 400 for an error that says a value of the request cannot be stored: PostgreSQL's data
+    exceptions (SQLSTATE class 22: a NUL in text, a number out of range, a string longer than
+    its column) and SQLite's integer overflow, wherever they sit in the exception's chain.
+    Every field is bounded before it gets that far; this keeps a missed one a 400, not a 500."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if (isinstance(state, str) and state.startswith("22")) or (isinstance(error, OverflowError) and "SQLite" in str(error)):
+            return InvalidRequest(
+                "A value in the request cannot be stored: text may not contain NUL (\\u0000) characters, "
+                "integers must fit in 64 bits and strings in their documented length.",
+                code="invalid_value",
+            )
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return None

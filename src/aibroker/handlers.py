@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aibroker.errors import BrokerError
+from aibroker.errors import BrokerError, unstorable_value
 from aibroker.gateway.http import AI_ROUTES, CACHE_HEADER, JSONResponse, describe_validation_error
 
 log = logging.getLogger("aibroker.errors")
@@ -46,5 +46,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        # A value the database refuses (a NUL in text on PostgreSQL, an out-of-range number)
+        # that no schema bound caught is still the client's 400, not our 500.
+        if (bad := unstorable_value(exc)) is not None:
+            return _render(request, bad.status_code, bad.body())
         log.exception("unhandled error")
         return _render(request, 500, {"error": {"message": "Internal error; the request id identifies it in the logs.", "type": "server_error", "param": None, "code": None}})

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,118 +17,11 @@ from sqlalchemy import func, select
 
 from aibroker.db import make_sync_engine
 from aibroker.models import LedgerEntry, UsageRecord, Wallet, WalletHold
-from tests.billing.conftest import ADMIN, AIBROKER, NO_LIMITS, ROOT, cli_json, run_cli
+from tests.billing.conftest import ADMIN, cli_json, run_cli
+from tests.billing.fleet import PROCESSES, Fleet, Outcome, in_flight, lease_held, wallet_once_leases_return
 from tests.conftest import PG_URL, _truncate_pg
 
-PROCESSES = 3
 REQUESTS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Node:
-    port: int
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-class Fleet:
-    """N broker processes, started and stopped by pid (only the ones this test started)."""
-
-    def __init__(self, url: str, logs: Path, mock_latency_ms: int) -> None:
-        self.env = {
-            **os.environ,
-            "AIBROKER_DATABASE_URL": url,
-            "AIBROKER_ADMIN_TOKEN": ADMIN,
-            "AIBROKER_LOG_LEVEL": "warning",
-            "AIBROKER_MOCK_LATENCY_MS": str(mock_latency_ms),
-            # With slow upstreams (the crash test) no lease goes back on its own mid-test, so
-            # the holds left behind are exactly the ones the sweeper must release.
-            "AIBROKER_LEASE_IDLE_SECONDS": "3600" if mock_latency_ms else "1",
-            **NO_LIMITS,
-        }
-        self.nodes = [Node(_free_port(), logs / f"broker-{i}.log") for i in range(PROCESSES)]
-
-    def start(self, node: Node) -> None:
-        with node.log.open("ab") as log:
-            node.process = subprocess.Popen(
-                [AIBROKER, "serve", "--port", str(node.port)], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self, node: Node, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert node.process is not None and node.process.poll() is None, node.log.read_text()[-3000:]
-            try:
-                if httpx.get(node.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)  # polling for readiness, not a timing assumption
-        raise AssertionError(f"broker on port {node.port} did not start:\n{node.log.read_text()[-3000:]}")
-
-    def start_all(self) -> None:
-        for node in self.nodes:
-            self.start(node)
-        for node in self.nodes:
-            self.wait_ready(node)
-
-    def kill(self, node: Node) -> None:
-        assert node.process is not None
-        os.kill(node.process.pid, signal.SIGKILL)
-        node.process.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for node in self.nodes:
-            if node.process is not None and node.process.poll() is None:
-                node.process.send_signal(signal.SIGTERM)
-        for node in self.nodes:
-            if node.process is not None:
-                try:
-                    node.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.kill(node.process.pid, signal.SIGKILL)
-                    node.process.wait(timeout=10)
-
-
-@dataclass
-class Outcome:
-    request_id: str
-    status: int | None  # None: the connection broke (its process was killed)
-    cost: int | None
-    body: dict | None
-
-
-async def _in_flight(client: httpx.AsyncClient, node: Node) -> int:
-    """Requests the node is serving right now (its own Prometheus gauge, minus this scrape)."""
-    text = (await client.get(node.url + "/metrics")).text
-    line = next(row for row in text.splitlines() if row.startswith("aibroker_http_requests_in_flight "))
-    return int(float(line.split()[1])) - 1
-
-
-def _lease_held(db) -> bool:
-    with db.connect() as conn:
-        return bool(conn.execute(select(func.sum(WalletHold.amount_micros))).scalar())
-
-
-def _wallet_once_leases_return(db, org_id: str, timeout: float = 30.0):
-    """Idle processes give their wallet leases back on their own within seconds: wait for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with db.connect() as conn:
-            wallet = conn.execute(select(Wallet).where(Wallet.organization_id == org_id)).one()
-        if wallet.held_micros == 0 or time.monotonic() > deadline:
-            return wallet
-        time.sleep(0.05)
 
 
 async def _fire(fleet: Fleet, key: str, body: dict, prefix: str) -> list[Outcome]:
@@ -169,7 +56,14 @@ if PG_URL:
     @pytest.fixture
     def fleet(pg_migrated: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Fleet]:
         _truncate_pg(pg_migrated)
-        nodes = Fleet(pg_migrated, tmp_path, mock_latency_ms=getattr(request, "param", 0))
+        latency = getattr(request, "param", 0)
+        # The crash test below sweeps by hand: a long lease TTL keeps the live processes' own
+        # sweepers from releasing the dead one's leases first (tests/billing/test_crash.py
+        # covers the short TTL).
+        # A chunk far below the wallet keeps leases whole (a lease near the wallet's bottom
+        # gives its free money back at once, which would change the sum swept below).
+        env = {"AIBROKER_LEASE_TTL_SECONDS": "600", "AIBROKER_LEASE_CHUNK_MICROS": "20000"} if latency else None
+        nodes = Fleet(pg_migrated, tmp_path, mock_latency_ms=latency, env=env)
         try:
             nodes.start_all()
             yield nodes
@@ -199,7 +93,7 @@ if PG_URL:
             error = o.body["error"]
             assert error["type"] == "insufficient_balance" and error["required_micros"] > error["available_micros"]
 
-        wallet = _wallet_once_leases_return(db, org["organization_id"])
+        wallet = wallet_once_leases_return(db, org["organization_id"])
         with db.connect() as conn:
             debits = conn.execute(select(func.sum(LedgerEntry.amount_micros)).where(LedgerEntry.kind == "debit")).scalar()
             billed = conn.execute(select(func.count()).select_from(UsageRecord).where(UsageRecord.billed_cost_micros > 0)).scalar()
@@ -218,7 +112,7 @@ if PG_URL:
             load = asyncio.ensure_future(_fire(fleet, org["api_key"], body, "crash"))
             # Kill once the victim serves requests holding money (from its wallet lease).
             async with httpx.AsyncClient(timeout=5) as client:
-                while await _in_flight(client, victim) < 20 or not _lease_held(db):
+                while await in_flight(client, victim) < 20 or not lease_held(db):
                     await asyncio.sleep(0.02)
             fleet.kill(victim)
             return await load
@@ -257,3 +151,4 @@ if PG_URL:
         for o in served:  # no served response lacks its debit
             assert debited.get(o.request_id) == -o.cost, o.request_id
         assert run_cli(PG_URL, "verify-ledger").returncode == 0
+

@@ -109,7 +109,8 @@ class FakeStripe(FakeServer):
         session = {k: v for k, v in self.sessions[session_id].items() if not k.startswith("_")}
         session.update(status="complete", payment_status="paid")
         if session["mode"] == "subscription":
-            session.update(customer=f"cus_{session_id[-6:]}", subscription=f"sub_{session_id[-6:]}")
+            # Stripe names the subscription's first invoice on the session (its `invoice.paid` follows).
+            session.update(customer=f"cus_{session_id[-6:]}", subscription=f"sub_{session_id[-6:]}", invoice=f"in_{session_id[-6:]}")
         else:
             session.update(payment_intent=f"pi_{session_id[-6:]}")
         return session

@@ -56,17 +56,22 @@ def test_validate_and_create_from_code_once(broker, fake_stripe):
         assert valid.status_code == 200 and valid.json()["organization"]["id"] == owner["organization"]["id"]
         assert http.post("/api/organizations/validate-code", json={"code": "ZZZZZZZZZZ"}).status_code == 404
         assert http.post("/api/organizations/validate-code", json={"code": "short"}).status_code == 400
-        # FREE plan: one user. The org has its owner already: the plan limit is named.
-        full = http.post("/api/organizations/create-from-code", json={"code": code, "email": "new@example.com", "password": "brand-new-pass-9"})
-        assert full.status_code == 403 and full.json()["error"]["code"] == "plan_limit_max_users"
+        # The organization has its owner already: its code never adds another (issue 18).
         with broker.db.begin() as conn:
             conn.execute(text("UPDATE organizations SET plan = 'starter' WHERE id = :id"), {"id": owner["organization"]["id"]})
+        taken = http.post("/api/organizations/create-from-code", json={"code": code, "email": "new@example.com", "password": "brand-new-pass-9"})
+        assert taken.status_code == 409 and taken.json()["error"]["code"] == "organization_has_members"
+        # An organization the platform set up (no members yet): its code makes the first owner, once.
+        empty = broker.create_org("Set up")
+        with broker.admin() as admin:
+            code = admin.post(f"/api/organizations/{empty['organization_id']}/code/rotate",
+                              headers={"x-organization-id": empty["organization_id"]}).json()["code"]
         made = http.post("/api/organizations/create-from-code", json={"code": code, "email": "new@example.com", "password": "brand-new-pass-9"})
         assert made.status_code == 201, made.text
         used = http.post("/api/organizations/create-from-code", json={"code": code, "email": "other@example.com", "password": "brand-new-pass-9"})
-    assert used.status_code == 409 and used.json()["error"]["code"] == "code_already_used"
-    roles = sorted(m.role for m in broker.rows(Membership, Membership.organization_id == owner["organization"]["id"]))
-    assert roles == ["OWNER", "OWNER"]
+    assert used.status_code == 409
+    assert [m.role for m in broker.rows(Membership, Membership.organization_id == owner["organization"]["id"])] == ["OWNER"]
+    assert [m.role for m in broker.rows(Membership, Membership.organization_id == empty["organization_id"])] == ["OWNER"]
 
 
 def test_code_header_auth_only_where_allowed_never_admin_and_rate_limited(broker, fake_stripe, monkeypatch):

@@ -87,3 +87,23 @@ def routed(broker: Any, tmp_path: Path) -> Any:
     """The broker with MOCK_CONFIG loaded."""
     load_yaml(broker, tmp_path, MOCK_CONFIG)
     return broker
+
+
+ADMIN_TOKEN = "test-admin-token"  # tests.support.broker's platform service key
+
+
+def as_platform(org_id: str, **extra: str) -> dict[str, str]:
+    """Headers of the platform's service key acting for `org_id`: it may name any profile or group."""
+    return {"authorization": f"Bearer {ADMIN_TOKEN}", "x-organization-id": org_id, **extra}
+
+
+def routing_key(broker: Any, org_id: str, *, profiles: list[str] | None = None, groups: list[str] | None = None,
+                profile: str | None = None) -> str:
+    """A tenant key the platform allowed these profiles / groups (a tenant key names no other)."""
+    body: dict[str, Any] = {"name": "routing", "allowed_profiles": profiles, "allowed_groups": groups}
+    if profile is not None:
+        body["profile"] = profile
+    with broker.client() as http:
+        created = http.post("/api/keys", json=body, headers=as_platform(org_id))
+    assert created.status_code == 201, created.text
+    return created.json()["key"]

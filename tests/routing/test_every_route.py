@@ -7,6 +7,7 @@ import anthropic
 import pytest
 
 from aibroker.models import UsageRecord
+from tests.routing.conftest import as_platform, routing_key
 
 QUESTION = {"role": "user", "content": "Is this review positive or negative?"}
 
@@ -73,11 +74,13 @@ def test_broker_api_feature_precedence_header_then_body_then_key_default(routed,
 def test_broker_api_profile_and_group_from_headers_or_body(routed):
     _beta_override(routed)
     org = routed.create_org("Free", plan="free")
-    with routed.client(org["api_key"]) as client:
-        unknown_header = _ask(client, headers={"x-aibroker-profile": "nobody"}, usageType="resumo")
-        unknown_body = _ask(client, usageType="resumo", profile="nobody")
+    with routed.client() as client:  # the platform's key names any profile, known or not
+        unknown_header = _ask(client, headers=as_platform(org["organization_id"], **{"x-aibroker-profile": "nobody"}), usageType="resumo")
+        unknown_body = _ask(client, headers=as_platform(org["organization_id"]), usageType="resumo", profile="nobody")
+    with routed.client(routing_key(routed, org["organization_id"], profiles=["admin"])) as client:
         admin_profile = _ask(client, usageType="resumo", profile="admin")
-    with routed.client(routed.create_org("Free 2", plan="free")["api_key"]) as client:  # resumo: 3 a day
+    second = routed.create_org("Free 2", plan="free")["organization_id"]
+    with routed.client(routing_key(routed, second, groups=["beta"])) as client:  # resumo: 3 a day
         plain = _ask(client, usageType="resumo")
         group_body = _ask(client, usageType="resumo", group="beta")
         group_header = _ask(client, headers={"x-aibroker-group": "beta"}, usageType="resumo")
@@ -95,7 +98,9 @@ def test_messages_feature_from_body_or_key_default_and_profile_group(routed):
         resumo_key = _key(client, default_feature="resumo")
         body_feature = _message(client, feature="juridico")
         bad_feature = _message(client, feature=["juridico"])
-        unknown_profile = _message(client, headers={"x-aibroker-feature": "resumo", "x-aibroker-profile": "nobody"})
+        unknown_profile = _message(client, headers=as_platform(org["organization_id"], **{
+            "x-aibroker-feature": "resumo", "x-aibroker-profile": "nobody"}))
+    with routed.client(routing_key(routed, org["organization_id"], groups=["beta"])) as client:
         group_body = _message(client, feature="resumo", group="beta")
         group_header = _message(client, headers={"x-aibroker-feature": "resumo", "x-aibroker-group": "beta"})
     with routed.client(resumo_key) as client:

@@ -4,6 +4,7 @@ access, explicit models checked, unrouted requests exactly as a fresh install.""
 from __future__ import annotations
 
 from aibroker.models import UsageRecord
+from tests.routing.conftest import as_platform, routing_key
 
 
 def _chat(client, *, feature=None, model="auto", headers=None, **body):
@@ -76,8 +77,9 @@ def test_broker_endpoint_routes_by_usage_type(routed):
 
 def test_profile_header_selects_rows_and_unknown_profiles_are_refused(routed):
     org = routed.create_org("Free", plan="free")
-    with routed.client(org["api_key"]) as client:
-        unknown = _chat(client, feature="resumo", headers={"x-aibroker-profile": "nobody"})
+    with routed.client() as client:
+        unknown = _chat(client, feature="resumo", headers=as_platform(org["organization_id"], **{"x-aibroker-profile": "nobody"}))
+    with routed.client(routing_key(routed, org["organization_id"], profiles=["admin"])) as client:  # a tenant key the platform allowed
         admin = [_chat(client, feature="resumo", headers={"x-aibroker-profile": "admin"}) for _ in range(4)]
         # body `profile` works too, and is not sent upstream
         body_profile = _chat(client, feature="resumo", profile="admin")

@@ -37,7 +37,9 @@ def test_invite_accept_and_role_permissions(broker):
     [invitation] = broker.rows(Invitation)
     assert invitation.token_hash != token and invitation.accepted_at is not None
     [event] = broker.rows(Event, Event.type == "invitation.created")
-    assert event.payload["link"] == f"https://app.example/join?token={token}" and event.organization_id == org_id
+    # The stored payload never holds the token: the link is sealed for the webhook alone.
+    assert event.organization_id == org_id and event.payload["has_link"] is True and "link" not in event.payload
+    assert token not in str(event.payload) and token.encode() not in bytes(event.sealed_payload)
 
 
 def test_invitation_rules(broker):

@@ -91,3 +91,22 @@ def test_cli_rotate(engine, database_url, monkeypatch):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["resealed"]["provider_credentials"] == 1
     assert _rows(engine)[0].key_id == crypto.key_id(NEW)
+
+
+def test_rotate_reseals_event_links_and_skips_events_without_one(engine):
+    from aibroker.models import Event
+    from aibroker.tenancy.secrets import open_event_data, seal_event_data
+
+    sealed, kid = seal_event_data("evt_inv1", {"link": "https://app.example/join?token=abi_x"}, OLD)
+    with engine.begin() as conn:
+        conn.execute(insert(Event).values(id="evt_inv1", organization_id="org_a", type="invitation.created", payload={},
+                                          delivery_attempts=0, sealed_payload=sealed, key_id=kid, created_at=utcnow()))
+        conn.execute(insert(Event).values(id="evt_low1", organization_id="org_a", type="wallet.low_balance", payload={},
+                                          delivery_attempts=0, created_at=utcnow()))
+    report = rotate(engine, old_secret=OLD, new_secret=NEW)
+    assert report.resealed["events"] == 1
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(Event))}
+    assert rows["evt_inv1"].key_id == crypto.key_id(NEW)
+    assert open_event_data("evt_inv1", rows["evt_inv1"].sealed_payload, NEW) == {"link": "https://app.example/join?token=abi_x"}
+    assert rows["evt_low1"].sealed_payload is None and rows["evt_low1"].key_id is None

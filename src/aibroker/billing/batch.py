@@ -8,13 +8,16 @@ requests share one commit; exactness comes from the locks, speed from the batchi
 Requests are reserved from leases: a lease (Lease) is a process's standing hold on a
 wallet, from which that process reserves requests in memory (billing/leases.py); a
 settlement spends from the lease row, and an idle lease is given back (Unlease). Leases
-are rows in wallet_holds, so held == sum(open holds), and a crashed process's rows expire
-to the sweeper. A Settle with a plain hold id releases that row instead.
+are rows in wallet_holds, so held == sum(open holds). A lease expires AIBROKER_LEASE_TTL_SECONDS
+after its last write (its live process renews it well within that), so a crashed process's
+leases go back to the wallet within seconds, through the sweeper. A Settle with a plain
+hold id releases that row instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,7 @@ from aibroker.kit.ids import new_id
 
 LOW_BALANCE_EVENT = "wallet.low_balance"
 DEFAULT_HOLD_TTL_SECONDS = 900
+DEFAULT_LEASE_TTL_SECONDS = 20.0
 
 __all__ = ["sweep_expired_holds"]  # re-exported: callers import it from here
 
@@ -42,12 +46,14 @@ __all__ = ["sweep_expired_holds"]  # re-exported: callers import it from here
 class HoldRefused:
     available: int
     required: int
+    balance: int = 0  # the wallet's balance: above `required`, others hold the money for now
 
 
 @dataclass(slots=True)
 class LeaseGranted:
     lease_id: str
     granted: int
+    available_after: int = 0  # what is left in the wallet: low means give idle money back at once
 
 
 @dataclass(slots=True)
@@ -55,6 +61,12 @@ class Settled:
     debited: int
     balance_after: int | None
     hold_missing: bool = False  # its hold or lease had been swept (a stalled process)
+    available_after: int | None = None
+
+
+@dataclass(slots=True)
+class Renewed:
+    missing: list[str]  # leases that no longer exist (swept while their process stalled)
 
 
 @dataclass(slots=True)
@@ -87,6 +99,7 @@ class Lease:
     need: int
     want: int
     owner: str  # "lease:<process instance>", stored as the hold's request_id
+    full: int = 0  # the request's whole amount: what a replacement row must cover when lease_id was swept
 
 
 @dataclass(slots=True)
@@ -100,7 +113,8 @@ class Unlease:
 
 @dataclass(slots=True)
 class Renew:
-    """Push the expiry of live leases forward (they are swept only when their process dies)."""
+    """Push the expiry of live leases forward (they are swept only when their process dies).
+    The result names those already gone (swept while their process stalled)."""
 
     organization_id: str  # unused: renewals touch no wallet
     lease_ids: list[str]
@@ -128,6 +142,9 @@ class PostEntry:
     payment_ref: str | None = None
     description: str | None = None
     allow_negative: bool = False
+    # Runs in the batch's transaction once the entry is written (or found a duplicate), so a
+    # row that must commit with the entry does (payments/records.py). It must be idempotent.
+    after: Callable[[Connection, EntryPosted], None] | None = None
 
 
 Op = Lease | Unlease | Renew | Settle | PostEntry
@@ -136,8 +153,12 @@ Op = Lease | Unlease | Renew | Settle | PostEntry
 # -- the batch -----------------------------------------------------------------------
 
 
-def apply_batch(conn: Connection, ops: list[Op], *, hold_ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS) -> list[Any]:
-    """Apply `ops` inside the caller's transaction; returns one result (or exception) per op."""
+def apply_batch(
+    conn: Connection, ops: list[Op], *, hold_ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
+    lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
+) -> list[Any]:
+    """Apply `ops` inside the caller's transaction; returns one result (or exception) per op.
+    Every lease written (granted, spent from, renewed) expires `lease_ttl_seconds` from now."""
     now = utcnow()
     sql = statements(conn)
     wallets = sql.lock_wallets(sorted({op.organization_id for op in ops if _needs_wallet(op)}))
@@ -146,7 +167,7 @@ def apply_batch(conn: Connection, ops: list[Op], *, hold_ttl_seconds: int = DEFA
     seen_keys = sql.existing_keys([op.idempotency_key for op in ops if isinstance(op, PostEntry) and op.idempotency_key])
     writes = Writes()
     results: list[Any] = []
-    expires = now + dt.timedelta(seconds=hold_ttl_seconds)
+    expires = now + dt.timedelta(seconds=lease_ttl_seconds)
     for op in ops:
         wallet = wallets.get(op.organization_id)
         if isinstance(op, Lease):
@@ -155,12 +176,15 @@ def apply_batch(conn: Connection, ops: list[Op], *, hold_ttl_seconds: int = DEFA
             results.append(_unlease(op, wallet, leases, writes))
         elif isinstance(op, Renew):
             writes.renew.extend(lid for lid in op.lease_ids if lid in leases)
-            results.append(None)
+            results.append(Renewed([lid for lid in op.lease_ids if lid not in leases]))
         elif isinstance(op, Settle):
             results.append(_settle(op, wallet, released, leases, writes, now))
         else:
             results.append(_post(op, wallet, seen_keys, writes, now))
     sql.write(wallets, writes, now, expires)
+    for op, result in zip(ops, results, strict=True):
+        if isinstance(op, PostEntry) and op.after is not None and isinstance(result, EntryPosted):
+            op.after(conn, result)
     return results
 
 
@@ -187,24 +211,31 @@ def _lease(
 ) -> Any:
     if wallet is None:
         return HoldRefused(available=0, required=op.need)
+    existing = bool(op.lease_id and op.lease_id in leases)
+    # A lease swept while its process stalled is gone with its money: a new row must
+    # cover the whole request, not just what the old one lacked.
+    need = max(0, op.need if existing or not op.full else max(op.need, op.full))
+    want = max(op.want, need)
     available = wallet.balance - wallet.held
-    if op.need > available:
-        return HoldRefused(available=max(0, available), required=op.need)
+    if need > available:
+        return HoldRefused(available=max(0, available), required=need, balance=wallet.balance)
     # Near the bottom of a wallet take only half of what is left, so other processes'
     # requests still find money: a lease must never starve them.
-    grant = min(available, max(op.need, min(op.want, available // 2)))
+    grant = min(available, max(need, min(want, available // 2)))
     wallet.held += grant
     wallet.touched = True
-    if op.lease_id and op.lease_id in leases:
+    left = wallet.balance - wallet.held
+    if existing:
+        assert op.lease_id is not None
         leases[op.lease_id] += grant
         writes.leases[op.lease_id] = leases[op.lease_id]
-        return LeaseGranted(op.lease_id, grant)
+        return LeaseGranted(op.lease_id, grant, left)
     lease_id = new_id("hold")
     writes.holds.append(
         {"id": lease_id, "wallet_id": wallet.id, "request_id": op.owner, "amount_micros": grant,
          "expires_at": expires, "created_at": now}
     )
-    return LeaseGranted(lease_id, grant)
+    return LeaseGranted(lease_id, grant, left)
 
 
 def _unlease(op: Unlease, wallet: WalletState | None, leases: dict[str, int], writes: Writes) -> int:
@@ -261,7 +292,7 @@ def _settle(
         wallet.touched = True
         writes.ledger.append(_ledger_row(wallet, "debit", -debit, now, usage_record_id=row["id"]))
         _maybe_alert(wallet, before)
-    return Settled(debited=debit, balance_after=wallet.balance, hold_missing=missing)
+    return Settled(debited=debit, balance_after=wallet.balance, hold_missing=missing, available_after=wallet.balance - wallet.held)
 
 
 def _post(

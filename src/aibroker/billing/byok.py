@@ -27,6 +27,7 @@ from aibroker.gateway.http import services
 from aibroker.kit import crypto
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
+from aibroker.kit.singleflight import SingleFlight
 from aibroker.models import ProviderCredential
 from aibroker.providers.pool import ProviderPool
 from aibroker.tenancy.auth import Principal
@@ -63,12 +64,13 @@ class ProviderKeyStore:
         self._key_id = crypto.key_id(secret)
         self._cache_seconds = cache_seconds
         self._cache: dict[str, _Sealed] = {}
+        self._loads: SingleFlight[str, _Sealed] = SingleFlight()  # a burst of misses makes one query
 
     async def keys_for(self, organization_id: str) -> dict[str, str]:
         """provider -> plaintext key, for this organization (usually empty)."""
         cached = self._cache.get(organization_id)
         if cached is None or cached.expires_at < time.monotonic():
-            cached = await self._load(organization_id)
+            cached = await self._loads.run(organization_id, lambda: self._load(organization_id))
             self._cache[organization_id] = cached
         if not cached.keys:
             return {}
@@ -92,6 +94,7 @@ class ProviderKeyStore:
 
     def forget(self, organization_id: str) -> None:
         self._cache.pop(organization_id, None)
+        self._loads.forget(organization_id)
 
 
 # -- service (takes a session, never commits) -----------------------------------------

@@ -9,7 +9,7 @@ money once.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -45,14 +45,23 @@ admin = APIRouter(prefix="/api/admin", tags=["Wallets (admin)"], dependencies=[D
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_MARGIN_BPS = 100_000  # 1000%: anything above is a typo
+# One entry moves at most a billion (10**15 micros): balances, sums of many entries, stay
+# far inside BIGINT (9.2 * 10**18), and "1e13" is a 422, not an overflow.
+MAX_AMOUNT_MICROS = 10**15
+MAX_AMOUNT = Decimal(MAX_AMOUNT_MICROS) / 1_000_000
 
 
 # -- schemas --------------------------------------------------------------------------
 
 
 class Amount(BaseModel):
-    amount_usd: Decimal | None = Field(default=None, description="Amount in the wallet currency, e.g. \"25\" or \"12.50\".")
-    amount_micros: int | None = Field(default=None, description="The same in micro-units (1 USD = 1,000,000). Give one of the two.")
+    amount_usd: Decimal | None = Field(
+        default=None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="Amount in the wallet currency, e.g. \"25\" or \"12.50\"."
+    )
+    amount_micros: int | None = Field(
+        default=None, ge=-MAX_AMOUNT_MICROS, le=MAX_AMOUNT_MICROS,
+        description="The same in micro-units (1 USD = 1,000,000). Give one of the two.",
+    )
 
     def micros(self) -> int:
         if (self.amount_usd is None) == (self.amount_micros is None):
@@ -89,8 +98,8 @@ class EntryResult(BaseModel):
 
 
 class WalletSettings(BaseModel):
-    low_balance_threshold_usd: Decimal | None = Field(default=None, ge=0, description="Alert when the balance falls below this.")
-    low_balance_threshold_micros: int | None = Field(default=None, ge=0, description="The same in micro-units.")
+    low_balance_threshold_usd: Decimal | None = Field(default=None, ge=0, le=MAX_AMOUNT, description="Alert when the balance falls below this.")
+    low_balance_threshold_micros: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_MICROS, description="The same in micro-units.")
 
 
 class MarginUpdate(BaseModel):
@@ -164,6 +173,8 @@ LIMIT = Query(50, ge=1, le=500, description="Entries per page.")
 CURSOR = Query(None, description="`next_cursor` of the previous page.")
 KIND = Query(None, description="Only entries of this kind.")
 FORMAT = Query("json", description="`csv` streams the whole ledger (newest first) as a CSV file.")
+# ?format=csv answers text/csv: documented beside the JSON page
+CSV_EXPORT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
 # -- admin ----------------------------------------------------------------------------
@@ -201,7 +212,7 @@ async def admin_adjustment(
     return await _post(request, session, org_id, "adjustment", body.micros(), body, allow_negative=body.allow_negative)
 
 
-@admin.get("/wallets/{organization}/transactions", response_model=TransactionPage)
+@admin.get("/wallets/{organization}/transactions", response_model=TransactionPage, responses=CSV_EXPORT)
 async def admin_transactions(
     organization: str, request: Request, limit: int = LIMIT, cursor: str | None = CURSOR,
     kind: KindFilter | None = KIND, format: Literal["json", "csv"] = FORMAT, session: AsyncSession = Depends(db_session, scope="function"),
@@ -247,7 +258,7 @@ async def my_wallet(who: Principal = Depends(require(Permission.VIEW_USAGE)), se
     return wallet_view(await WalletRepository(session).wallet(who.organization_id))
 
 
-@router.get("/api/wallet/transactions", response_model=TransactionPage)
+@router.get("/api/wallet/transactions", response_model=TransactionPage, responses=CSV_EXPORT)
 async def my_transactions(
     request: Request, limit: int = LIMIT, cursor: str | None = CURSOR, kind: KindFilter | None = KIND,
     format: Literal["json", "csv"] = FORMAT, who: Principal = Depends(require(Permission.VIEW_USAGE)), session: AsyncSession = Depends(db_session, scope="function"),

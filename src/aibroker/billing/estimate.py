@@ -9,6 +9,7 @@ than a request it accepted can hold.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -66,3 +67,41 @@ def embedding_input_bound(body: dict[str, Any]) -> int:
         else:
             total += 1
     return total
+
+
+# -- what a stream generated, when it ended without the provider's usage report ----------
+#
+# Counted once over the whole text (never per chunk: a one-word chunk is not a token plus
+# rounding). No provider tokenizer is available offline (tiktoken downloads its encodings
+# at run time), so this mirrors what byte-level BPE tokenizers do: text is split like GPT's
+# pre-tokenizer (words with their leading space, digit groups of up to 3, punctuation runs,
+# whitespace runs), and each piece costs what such tokenizers charge at most for common
+# text: a word one token per 6 letters (English words up to 6 letters are one token), a
+# non-Latin word one per 3 UTF-8 bytes (about one per CJK character), punctuation one per
+# 2 characters, a digit group or a whitespace run one. Never more than the text's UTF-8
+# bytes (a hard bound for byte-level tokenizers), nor than the request's max_tokens.
+
+_PIECES = re.compile(r"'(?:[sdmt]|ll|ve|re)| ?[^\W\d]+| ?\d{1,3}| ?[^\s\w]+|\s+")
+LETTERS_PER_TOKEN = 6
+NON_ASCII_BYTES_PER_TOKEN = 3
+PUNCTUATION_PER_TOKEN = 2
+
+
+def _piece_tokens(piece: str) -> int:
+    body = piece.lstrip(" ") or piece
+    first = body[0]
+    if first.isspace() or first.isdigit() or first == "'":
+        return 1
+    if first.isalpha() or first == "_":
+        if body.isascii():
+            return -(-len(body) // LETTERS_PER_TOKEN)
+        return -(-len(body.encode()) // NON_ASCII_BYTES_PER_TOKEN)
+    return -(-len(body) // PUNCTUATION_PER_TOKEN)
+
+
+def generated_tokens(text: str, max_tokens: int | None = None) -> int:
+    """Estimated tokens of generated `text` (see above). 0 for no text."""
+    if not text:
+        return 0
+    tokens = min(sum(_piece_tokens(p) for p in _PIECES.findall(text)), len(text.encode()))
+    return min(tokens, max_tokens) if max_tokens else tokens

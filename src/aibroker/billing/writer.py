@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from aibroker.billing.batch import (
     DEFAULT_HOLD_TTL_SECONDS,
+    DEFAULT_LEASE_TTL_SECONDS,
     Op,
     apply_batch,
     sweep_expired_holds,
@@ -33,7 +34,8 @@ CHECKPOINT_SECONDS = 1.0
 
 class MoneyWriter:
     def __init__(
-        self, engine: Engine, *, hold_ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS, inline_engine: Engine | None = None
+        self, engine: Engine, *, hold_ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS, inline_engine: Engine | None = None,
+        lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
     ) -> None:
         self._engine = engine
         # SQLite only: a connection that never waits for the lock, used on the event loop
@@ -42,6 +44,7 @@ class MoneyWriter:
         self._inline = inline_engine
         self._last_checkpoint = time.monotonic()
         self._hold_ttl = hold_ttl_seconds
+        self.lease_ttl = lease_ttl_seconds
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="money-writer")
@@ -120,7 +123,7 @@ class MoneyWriter:
         assert self._inline is not None
         try:
             with self._inline.begin() as conn:
-                return apply_batch(conn, ops, hold_ttl_seconds=self._hold_ttl)
+                return apply_batch(conn, ops, hold_ttl_seconds=self._hold_ttl, lease_ttl_seconds=self.lease_ttl)
         except OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 return None
@@ -149,7 +152,7 @@ class MoneyWriter:
 
     def _write_sync(self, ops: list[Op]) -> list[Any]:
         with self._engine.begin() as conn:
-            return apply_batch(conn, ops, hold_ttl_seconds=self._hold_ttl)
+            return apply_batch(conn, ops, hold_ttl_seconds=self._hold_ttl, lease_ttl_seconds=self.lease_ttl)
 
     def _write_each_sync(self, ops: list[Op]) -> list[Any]:
         results: list[Any] = []

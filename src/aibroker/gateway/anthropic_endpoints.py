@@ -33,6 +33,7 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
+from aibroker.gateway.schemas import openapi_body
 from aibroker.providers.base import usage_from_openai
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature
 
@@ -67,7 +68,7 @@ def _is_anthropic(request: Request, model: str) -> bool:
         return False  # the pipeline reports the unknown model in its own words
 
 
-@router.post("/messages")
+@router.post("/messages", openapi_extra=openapi_body(MessagesRequest))
 async def create_message(request: Request) -> Response:
     """Create a message (Anthropic's Messages API), plain or streamed (SSE events).
 

@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from aibroker.errors import BrokerError, InvalidRequest
+from aibroker.gateway.schemas import MAX_TOKENS
 from aibroker.kit.ids import new_id
 from aibroker.providers.base import Usage
 
@@ -44,11 +45,12 @@ ERROR_TYPES = {
 class MessagesRequest(BaseModel):
     """Anthropic's Messages request. Unknown fields (top_k, thinking, ...) are accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    # strict: the body's own types are checked ("yes" is not a boolean, "16" not an integer)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1, description="`provider/model` or a bare catalog name; any upstream provider.")
     messages: list[dict[str, Any]] = Field(min_length=1, description="Alternating user / assistant turns.")
-    max_tokens: int = Field(ge=1, description="Required, as in Anthropic's API: the most tokens to generate.")
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS, description="Required, as in Anthropic's API: the most tokens to generate.")
     system: str | list[dict[str, Any]] | None = Field(default=None, description="System prompt: text or text blocks.")
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -60,6 +62,8 @@ class MessagesRequest(BaseModel):
 
 
 class _Message(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
 
@@ -67,14 +71,22 @@ class _Message(BaseModel):
 # -- request: Anthropic -> OpenAI -------------------------------------------------------
 
 
+def _text(block: dict[str, Any], where: str) -> str:
+    """A text block's text: Anthropic requires it, a string (a missing one is not an empty prompt)."""
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}: a text block needs 'text', a string.", param=where)
+    return text
+
+
 def _text_of_blocks(blocks: Any, where: str) -> str:
     if isinstance(blocks, str):
         return blocks
     texts = []
-    for block in blocks or []:
+    for i, block in enumerate(blocks or []):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise InvalidRequest(f"{where}: only text blocks are allowed here.", param=where)
-        texts.append(str(block.get("text", "")))
+        texts.append(_text(block, f"{where}.{i}"))
     return "\n".join(texts)
 
 
@@ -117,7 +129,7 @@ def _user_messages(content: Any, where: str, keep_marks: bool) -> list[dict[str,
         at = f"{where}.content.{i}"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            parts.append(_with_mark({"type": "text", "text": str(block.get("text", ""))}, block, keep_marks))
+            parts.append(_with_mark({"type": "text", "text": _text(block, at)}, block, keep_marks))
         elif kind == "image":
             parts.append(_with_mark(_image_part(block, at), block, keep_marks))
         elif kind == "tool_result":
@@ -143,8 +155,10 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
         at = f"{where}.content.{i}"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(str(block.get("text", "")))
+            texts.append(_text(block, at))
         elif kind == "tool_use":
+            if not (isinstance(block.get("id"), str) and isinstance(block.get("name"), str) and isinstance(block.get("input", {}), dict)):
+                raise InvalidRequest(f"{at}: a tool_use block needs 'id' and 'name' (strings) and an 'input' object.", param=at)
             arguments = orjson.dumps(block.get("input") or {}).decode()
             calls.append({"id": block.get("id"), "type": "function", "function": {"name": block.get("name"), "arguments": arguments}})
         elif kind in ("thinking", "redacted_thinking"):
@@ -160,12 +174,14 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
 def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, tool in enumerate(tools):
-        if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
+        if tool.get("type") not in (None, "custom") or not isinstance(tool.get("input_schema"), dict):
             raise InvalidRequest(
                 f"tools.{i}: only client tools with an input_schema are supported (not '{tool.get('type')}').",
                 param=f"tools.{i}",
             )
-        function: dict[str, Any] = {"name": tool.get("name"), "parameters": tool["input_schema"]}
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise InvalidRequest(f"tools.{i}: a tool needs a 'name'.", param=f"tools.{i}")
+        function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
         if tool.get("description"):
             function["description"] = tool["description"]
         out.append({"type": "function", "function": function})
@@ -189,7 +205,7 @@ def _tool_choice(choice: dict[str, Any]) -> tuple[Any, bool | None]:
 def _system(system: str | list[dict[str, Any]], keep_marks: bool) -> dict[str, Any]:
     text = _text_of_blocks(system, "system")
     if keep_marks and isinstance(system, list) and any(b.get("cache_control") for b in system):
-        parts = [_with_mark({"type": "text", "text": str(b.get("text", ""))}, b, True) for b in system]
+        parts = [_with_mark({"type": "text", "text": b["text"]}, b, True) for b in system]  # checked above
         return {"role": "system", "content": parts}
     return {"role": "system", "content": text}
 

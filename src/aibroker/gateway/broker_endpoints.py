@@ -18,7 +18,7 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import BrokerRequest
+from aibroker.gateway.schemas import BrokerRequest, openapi_body
 from aibroker.gateway.service import Answer
 from aibroker.gateway.usage_repository import UsageRepository
 from aibroker.kit.money import format_micros
@@ -116,7 +116,7 @@ async def _ask(request: Request, req: BrokerRequest, *, test: bool = False) -> t
     return _result(ctx, answer, [answer], currency), answer.headers(ctx.request_id)
 
 
-@router.post("")
+@router.post("", openapi_extra=openapi_body(BrokerRequest))
 async def broker(request: Request) -> Response:
     """Process one AI request for an organization: balance check, provider choice, call,
     cost x (1 + margin), wallet debit, usage record (seed 000).
@@ -153,7 +153,7 @@ async def broker_stats(request: Request) -> Response:
     )
 
 
-@router.post("/test")
+@router.post("/test", openapi_extra=openapi_body(BrokerRequest, description="Optional: model, prompt and organizationId."))
 async def broker_test(request: Request) -> Response:
     """Send a tiny real request through the whole pipeline (billed like any call) to check
     that a model answers. Body (optional): {"organizationId", "model", "prompt"}."""

@@ -17,13 +17,13 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import ChatCompletionRequest, EmbeddingRequest
+from aibroker.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, openapi_body
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", openapi_extra=openapi_body(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
     """Create a chat completion (OpenAI's format), plain or streamed (SSE).
 
@@ -49,7 +49,7 @@ async def chat_completions(request: Request) -> Response:
     return JSONResponse(answer.body, headers=answer.headers(ctx.request_id))
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", openapi_extra=openapi_body(EmbeddingRequest))
 async def embeddings(request: Request) -> Response:
     """Create embeddings (OpenAI's format)."""
     principal = await authenticate(request)

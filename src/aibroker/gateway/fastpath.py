@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from aibroker.errors import BrokerError
+from aibroker.errors import BrokerError, unstorable_value
 from aibroker.gateway.http import CACHE_HEADER, JSONResponse, error_headers
+from aibroker.ops.db_errors import database_busy
 
 log = logging.getLogger("aibroker.errors")
 
@@ -41,7 +42,14 @@ class FastPath:
             response = await handler(request)
         except BrokerError as exc:
             response = JSONResponse(exc.body(), status_code=exc.status_code, headers=_with_request_id(scope, error_headers(exc)))
-        except Exception:
+        except Exception as exc:
+            if (busy := database_busy(exc)) is not None:  # a saturated database: 503, not 500
+                headers = _with_request_id(scope, error_headers(busy))
+                await JSONResponse(busy.body(), status_code=busy.status_code, headers=headers)(scope, receive, send)
+                return
+            if (bad := unstorable_value(exc)) is not None:  # a value the database refused: the client's 400
+                await JSONResponse(bad.body(), status_code=400, headers=_with_request_id(scope, error_headers(bad)))(scope, receive, send)
+                return
             log.exception("unhandled error")
             body = {"error": {"message": "Internal error; the request id identifies it in the logs.",
                               "type": "server_error", "param": None, "code": None}}

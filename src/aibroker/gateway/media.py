@@ -167,7 +167,7 @@ class MediaGateway:
 
         gateway, primary = self.gateway, chain[0]
         ticket = await gateway.admit(ctx, primary, body)
-        hold = await gateway.hold(ctx, primary, bound)
+        hold = await gateway.hold(ctx, primary, bound, ticket)
         try:
             done = await gateway.runner.run(calls, invoke, gateway._record_failure(ctx))
         except BaseException as exc:

@@ -24,6 +24,7 @@ from aibroker.gateway.http import (
 )
 from aibroker.gateway.media import MediaGateway
 from aibroker.gateway.request_context import call_context
+from aibroker.gateway.schemas import openapi_body
 from aibroker.providers.base import AudioFile
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -40,10 +41,10 @@ FORM_OVERHEAD_BYTES = 1024 * 1024  # room for the other form fields and multipar
 class ImageGenerationRequest(BaseModel):
     """OpenAI's image generation request. Other fields (style, background, ...) pass through."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)  # strict: the raw body is what goes upstream
 
     model: str = Field(min_length=1, description="An image model: `mock-image`, `openai/gpt-image-1`, `dall-e-3`, `gemini/gemini-2.5-flash-image`.")
-    prompt: str = Field(min_length=1, description="What to draw.")
+    prompt: str = Field(min_length=1, max_length=32000, description="What to draw.")
     n: int | None = Field(default=None, ge=1, le=10, description="How many images (1-10); each is billed.")
     size: str | None = Field(default=None, description="e.g. 1024x1024; prices may depend on it.")
     quality: str | None = Field(default=None, description="e.g. standard / hd, low / medium / high; prices may depend on it.")
@@ -52,11 +53,23 @@ class ImageGenerationRequest(BaseModel):
     feature: str | None = Field(default=None, description="aibroker: the feature (usage type) this call serves.")
 
 
+_TEXT = {"type": "string"}
+TRANSCRIPTION_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "model"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": f"The audio: {', '.join(AUDIO_FORMATS)}."},
+        "model": _TEXT, "language": _TEXT, "prompt": _TEXT, "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "response_format": {"type": "string", "enum": list(TRANSCRIPT_FORMATS)},
+        "feature": _TEXT, "profile": _TEXT, "group": _TEXT,
+    },
+}}}}}
+
+
 def _media(request: Request) -> MediaGateway:
     return MediaGateway(services(request).gateway)
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", openapi_extra=openapi_body(ImageGenerationRequest))
 async def generate_images(request: Request) -> Response:
     """Generate images (OpenAI's format). Billed per image returned, at the catalog price for
     the model (and quality/size where the catalog distinguishes them), plus the margin.
@@ -122,7 +135,7 @@ def _fields(form: Any) -> dict[str, Any]:
     return fields
 
 
-@router.post("/audio/transcriptions")
+@router.post("/audio/transcriptions", openapi_extra=TRANSCRIPTION_BODY)
 async def transcribe_audio(request: Request) -> Response:
     """Transcribe audio (OpenAI's format: multipart with `file`, `model`, optional `language`,
     `prompt`, `response_format` json | text | verbose_json, `temperature`). Billed per second

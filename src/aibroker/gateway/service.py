@@ -9,6 +9,7 @@ before the answer leaves, so a served response never lacks its debit.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,11 +42,25 @@ from aibroker.gateway.validation import (
 )
 from aibroker.kit.money import format_micros
 from aibroker.ops import metrics
+from aibroker.ops.db_errors import DatabaseBusy, database_busy
 from aibroker.providers.base import Call, Provider, Result, Usage, usage_from_openai
 from aibroker.providers.pool import ProviderPool
 
 if TYPE_CHECKING:
     from aibroker.billing.byok import ProviderKeyStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unrouted:
+    """What a request refused before it was routed is recorded under (provider, model)."""
+
+    provider: str = "none"
+    id: str = "none"
+
+
+UNROUTED = _Unrouted()
 
 
 @dataclass(slots=True)
@@ -130,7 +145,10 @@ class Gateway:
 
     async def load_byok(self, ctx: CallContext) -> None:
         if self.byok is not None:
-            ctx.byok_keys = await self.byok.keys_for(ctx.principal.organization_id)
+            try:
+                ctx.byok_keys = await self.byok.keys_for(ctx.principal.organization_id)
+            except Exception as exc:
+                raise await self.refuse_if_busy(ctx, UNROUTED, exc) from exc  # type: ignore[arg-type]
 
     def bound(self, ctx: CallContext, model: ModelEntry, input_tokens: int, output_tokens: int) -> int:
         if model.provider in ctx.byok_keys:
@@ -185,14 +203,43 @@ class Gateway:
         except BrokerError as exc:
             await self.refused(ctx, model, exc)
             raise
+        except Exception as exc:  # tenant settings, the matrix's limits: a busy database is a 503
+            raise await self.refuse_if_busy(ctx, model, exc) from exc
 
-    async def hold(self, ctx: CallContext, model: ModelEntry, amount: int) -> LocalHold | None:
-        """`reserve`, with a 402 recorded like the other refusals."""
+    async def hold(self, ctx: CallContext, model: ModelEntry, amount: int, ticket: Ticket | None = None) -> LocalHold | None:
+        """`reserve`, with a 402 recorded like the other refusals; the refused request gives
+        back everything admission counted for it (`ticket`)."""
         try:
             return await self.reserve(ctx, amount)
         except InsufficientBalance as exc:
+            await self.refund(ctx, ticket)
             await self.refused(ctx, model, exc)
             raise
+        except Exception as exc:  # the lease could not be taken: a busy database is a 503
+            busy = await self.refuse_if_busy(ctx, model, exc)
+            await self.refund(ctx, ticket)
+            raise busy from exc
+
+    async def refuse_if_busy(self, ctx: CallContext, model: ModelEntry, exc: Exception) -> DatabaseBusy:
+        """A saturated database before any upstream call: record the refusal (the money writer
+        has connections of its own; best effort) and return the 503 to raise. Any other error
+        is raised again as it is."""
+        busy = database_busy(exc)
+        if busy is None:
+            raise exc
+        if not busy.recorded:
+            try:
+                await self.refused(ctx, model, busy)
+                busy.recorded = True
+            except Exception:  # noqa: BLE001 - the database is saturated: the 503 still goes out
+                log.warning("could not record a database_busy refusal", exc_info=True)
+        return busy
+
+    async def refund(self, ctx: CallContext, ticket: Ticket | None) -> None:
+        """A request refused after admission counted it: its counts go back (a refusal uses no limit)."""
+        give_back = getattr(self.admission, "refund", None)
+        if ticket is not None and give_back is not None:
+            await give_back(ctx, ticket)
 
     async def refused(self, ctx: CallContext, model: ModelEntry, exc: BrokerError) -> None:
         """A request refused before any upstream call: a usage record says why; nothing is charged."""
@@ -268,7 +315,7 @@ class Gateway:
         cached = await self.cache.get(ctx, primary, body, plan.kind)
         if cached is not None:
             return await self._serve_cached(ctx, primary, cached, ticket)
-        hold = await self.hold(ctx, primary, plan.bound_micros)
+        hold = await self.hold(ctx, primary, plan.bound_micros, ticket)
         try:
             done = await self.runner.run(plan.calls, invoke, self._record_failure(ctx))
         except BaseException as exc:
@@ -315,7 +362,7 @@ class Gateway:
             answer = await self._serve_cached(ctx, primary, cached, ticket)
             chunks = streaming.replay(answer.body, include_usage, answer.cost.billed_micros, answer.balance_micros)
             return StreamAnswer(chunks, primary, self._headers(ctx, ticket))
-        hold = await self.hold(ctx, primary, plan.bound_micros)
+        hold = await self.hold(ctx, primary, plan.bound_micros, ticket)
         try:
             done = await self.runner.run(plan.calls, streaming.open_stream, self._record_failure(ctx))
         except BaseException as exc:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aibroker.billing.batch import Settled
+from aibroker.billing.estimate import generated_tokens
 from aibroker.billing.leases import LocalHold
 from aibroker.gateway.attempts import Attempted
 from aibroker.gateway.context import CallContext
@@ -83,7 +84,7 @@ class Relay:
 
     def _usage(self) -> Usage:
         if self.usage is None:
-            self.usage = estimate_stream_usage(self.body, self.pieces)
+            self.usage = estimate_usage(self.body, self.pieces)
         return self.usage
 
     def _settlement(self, status: str, error: BaseException | None) -> Any:
@@ -128,6 +129,15 @@ async def _close(iterator: AsyncIterator[dict[str, Any]]) -> None:
             await closer()
         except Exception:  # noqa: S110 - the stream is already broken; closing is best effort
             pass
+
+
+def estimate_usage(body: dict[str, Any], pieces: list[str]) -> Usage:
+    """A stream that ended without a usage report (cut, or the client left): the prompt as
+    before, and the output estimated once over the whole generated text (billing.estimate)."""
+    prompt = estimate_stream_usage(body, [])
+    cap = body.get("max_completion_tokens") or body.get("max_tokens")
+    output = generated_tokens("".join(pieces), cap if isinstance(cap, int) and cap > 0 else None)
+    return Usage(input_tokens=prompt.input_tokens, output_tokens=output, estimated=True)
 
 
 def collect_text(chunk: dict[str, Any], pieces: list[str]) -> None:

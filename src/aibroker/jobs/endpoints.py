@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -63,8 +63,8 @@ async def queue_status(request: Request) -> dict[str, Any]:
 
 @router.get("/api/admin/jobs", dependencies=[Depends(require_admin)])
 async def list_jobs(
-    status: str | None = Query(default=None, description="pending | processing | completed | failed"),
-    type: str | None = Query(default=None, description="A job type, e.g. messaging.send_whatsapp"),
+    status: Literal["pending", "processing", "completed", "failed"] | None = Query(default=None),
+    type: str | None = Query(default=None, max_length=80, description="A job type, e.g. messaging.send_whatsapp"),
     limit: int = Query(default=50, ge=1, le=500),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> dict[str, Any]:

@@ -6,6 +6,8 @@
                                counters must be under their limit
     settle  (after the call)   actual tokens added to the token counters; quota
                                thresholds crossed (80%, 100%) become events
+    refund  (a later refusal)  a request refused after admission (402, ...) gives back
+                               every request counter admit added: refusals use no limit
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class QuotaExceeded(RateLimited):
 class Admitted:
     hits: list[Counted]
     tokens: list[Rule] = field(default_factory=list)
+    refunded: bool = False
 
 
 def duration(seconds: float) -> str:
@@ -135,9 +138,17 @@ class PlanAdmission:
                 await self._announce(ctx, plan, hit, hit.count - 1)
         return Ticket(ratelimit_headers(hits, token_state, now), Admitted(hits, tokens))
 
+    async def refund(self, ctx: CallContext, ticket: Ticket) -> None:
+        """The request was refused after admission (402, ...): give back what admit counted, once."""
+        state = ticket.state
+        if not isinstance(state, Admitted) or state.refunded:
+            return
+        state.refunded = True
+        await self._add_counted(state.hits, -1, self.counters.clock())
+
     async def settle(self, ctx: CallContext, ticket: Ticket, model: ModelEntry, usage: Usage | None) -> None:
         state = ticket.state
-        if not isinstance(state, Admitted):
+        if not isinstance(state, Admitted) or state.refunded:
             return
         now = self.counters.clock()
         if ctx.cache_status == "hit":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -18,31 +18,36 @@ from aibroker.models import Organization, PlanRow
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 BUILTIN = frozenset(p["slug"] for p in DEFAULT_PLANS)
 
-_Limit = Field(default=None, ge=0)
+# Every limit lands in an INTEGER column (token quotas, bytes and prices in BIGINT):
+# bounded here, so a larger number is a 422 and never a database overflow.
+INT32 = 2**31 - 1
+BIGINT = 2**63 - 1
+_Limit = Field(default=None, ge=0, le=INT32)
 
 
 class PlanFields(BaseModel):
     """Every limit is optional: null (or absent) means "no limit"."""
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
-    price_micros: int | None = Field(default=None, ge=0, description="Monthly price in micro-units (1 USD = 1,000,000).")
+    price_micros: int | None = Field(default=None, ge=0, le=BIGINT, description="Monthly price in micro-units (1 USD = 1,000,000).")
     max_users: int | None = _Limit
     max_recordings: int | None = _Limit
-    max_storage_bytes: int | None = _Limit
-    requests_per_minute: int | None = Field(default=None, ge=0, description="AI requests per minute, whole organization.")
-    requests_per_hour: int | None = Field(default=None, ge=0, description="AI requests per hour, whole organization.")
-    tokens_per_minute: int | None = Field(default=None, ge=0, description="Tokens (input + output) per minute, whole organization.")
-    user_requests_per_minute: int | None = Field(default=None, ge=0, description="AI requests per minute for each end user.")
-    user_requests_per_hour: int | None = Field(default=None, ge=0, description="AI requests per hour for each end user.")
-    user_tokens_per_minute: int | None = Field(default=None, ge=0, description="Tokens (input + output) per minute for each end user.")
-    monthly_token_quota: int | None = Field(default=None, ge=0, description="Tokens per calendar month (UTC).")
-    daily_token_quota: int | None = Field(default=None, ge=0, description="Tokens per calendar day (UTC).")
-    monthly_request_quota: int | None = Field(default=None, ge=0, description="Requests per calendar month (UTC).")
-    daily_request_quota: int | None = Field(default=None, ge=0, description="Requests per calendar day (UTC).")
-    allowed_models: list[str] | None = Field(default=None, description="Catalog ids or names; null: every model.")
+    max_storage_bytes: int | None = Field(default=None, ge=0, le=BIGINT)
+    requests_per_minute: int | None = Field(default=None, ge=0, le=INT32, description="AI requests per minute, whole organization.")
+    requests_per_hour: int | None = Field(default=None, ge=0, le=INT32, description="AI requests per hour, whole organization.")
+    tokens_per_minute: int | None = Field(default=None, ge=0, le=INT32, description="Tokens (input + output) per minute, whole organization.")
+    user_requests_per_minute: int | None = Field(default=None, ge=0, le=INT32, description="AI requests per minute for each end user.")
+    user_requests_per_hour: int | None = Field(default=None, ge=0, le=INT32, description="AI requests per hour for each end user.")
+    user_tokens_per_minute: int | None = Field(default=None, ge=0, le=INT32, description="Tokens (input + output) per minute for each end user.")
+    monthly_token_quota: int | None = Field(default=None, ge=0, le=BIGINT, description="Tokens per calendar month (UTC).")
+    daily_token_quota: int | None = Field(default=None, ge=0, le=BIGINT, description="Tokens per calendar day (UTC).")
+    monthly_request_quota: int | None = Field(default=None, ge=0, le=INT32, description="Requests per calendar month (UTC).")
+    daily_request_quota: int | None = Field(default=None, ge=0, le=INT32, description="Requests per calendar day (UTC).")
+    allowed_models: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=1000, description="Catalog ids or names; null: every model.")
     margin_bps: int | None = Field(default=None, ge=0, le=100_000, description="Margin in basis points; null: platform default.")
-    max_prompt_chars: int | None = Field(default=None, ge=1, description="Characters of prompt text per request.")
-    max_messages: int | None = Field(default=None, ge=1, description="Messages per chat request.")
+    max_prompt_chars: int | None = Field(default=None, ge=1, le=INT32, description="Characters of prompt text per request.")
+    max_messages: int | None = Field(default=None, ge=1, le=INT32, description="Messages per chat request.")
 
 
 class PlanCreate(PlanFields):

@@ -10,6 +10,7 @@ from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aibroker.kit.singleflight import SingleFlight
 from aibroker.models import ApiKey, Organization
 
 
@@ -43,17 +44,19 @@ class TenantDirectory:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
         self._sessions = sessions
         self._cache: TTLCache[tuple[str, str | None], TenantInfo] = TTLCache(maxsize=100_000, ttl=max(ttl_seconds, 0.001))
+        self._loads: SingleFlight[tuple[str, str | None], TenantInfo] = SingleFlight()  # one query per miss
 
     async def get(self, organization_id: str, api_key_id: str | None) -> TenantInfo:
         ref = (organization_id, api_key_id)
         info = self._cache.get(ref)
         if info is None:
-            info = await self._load(organization_id, api_key_id)
+            info = await self._loads.run(ref, lambda: self._load(organization_id, api_key_id))
             self._cache[ref] = info
         return info
 
     def forget(self) -> None:
         self._cache.clear()
+        self._loads.forget()
 
     async def _load(self, organization_id: str, api_key_id: str | None) -> TenantInfo:
         async with self._sessions() as session:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
 from aibroker.deps import db_session, require
 from aibroker.errors import InvalidRequest, NotFound
@@ -30,15 +31,20 @@ from aibroker.tenancy.auth import Principal
 from aibroker.tenancy.roles import Permission
 
 router = APIRouter(tags=["Messaging (seed 004)"])
+# OFFSET is a 64-bit integer on SQLite and PostgreSQL; pages beyond this are empty anyway.
+MAX_OFFSET = 2**31 - 1
 
 
 @router.post("/api/channels", status_code=201)
-async def create_channel(body: ChannelCreate, who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
-    """Connect a WhatsApp number, Facebook page, Instagram account or TikTok account. Secrets are sealed."""
+async def create_channel(body: ChannelCreate, request: Request, who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
+    """Connect a WhatsApp number, Facebook page, Instagram account or TikTok account. Secrets are sealed.
+    `app_secret` may be left out when the platform's (META_APP_SECRET / TIKTOK_CLIENT_SECRET) is set.
+    An account id already connected, in any organization: 409 `account_id_taken`."""
     row = await channels.create_connection(
         session, organization_id=who.organization_id, channel=body.channel, credentials=body.credentials,
         verify_token=body.verify_token, app_secret=body.app_secret, ai_enabled=body.ai_enabled,
         branch=body.branch, options=body.options,
+        platform_secret=channels.platform_secret(body.channel, request.app.state.services.settings.messaging),
     )
     view = channels.connection_view(row)
     view["webhook_path"] = f"/api/webhook/{row.channel}/{who.organization_slug}"
@@ -92,7 +98,7 @@ async def put_ai_context(body: AIContextUpdate, who: Principal = Depends(require
 async def list_leads(
     classification: str | None = Query(default=None, description="HOT | WARM | COLD"),
     channel: str | None = Query(default=None),
-    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function"),
 ) -> dict[str, Any]:
     """The organization's leads, highest score first."""
@@ -126,7 +132,7 @@ async def list_conversations(
     status: str | None = Query(default=None, description="active | pending | resolved | closed"),
     handled_by: str | None = Query(default=None, description="ai | human"),
     lead_id: str | None = Query(default=None),
-    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function"),
 ) -> dict[str, Any]:
     """The organization's conversations, most recent activity first."""

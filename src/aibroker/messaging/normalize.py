@@ -3,17 +3,29 @@
 Each event carries the id that routes it to a connection (`account_key`), the id that makes
 it unique (`external_id`, the inbox key) and a small normalized `data` dict. Our own sends
 echoed back (Messenger/IG `is_echo`, TikTok `im_send_msg`) are dropped here.
+
+Three steps, so that hostile bodies cost little and crash nothing: `load` (JSON, bounded
+depth), `routing_ids` (a lenient look at the ids that name connections, for the shared route,
+whose signature can only be checked once the connection is known) and `parse` (the shapes of
+payloads.py, strictly: a malformed body is a 400, never a half-read one).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+from pydantic import BaseModel, ValidationError
+
 from aibroker.errors import InvalidRequest
+from aibroker.messaging import payloads as p
+from aibroker.ops.body import nesting_exceeds
 
 MESSAGE, STATUS = "message", "status"
+MAX_DEPTH = 32  # real payloads nest < 10 deep; the JSON column's encoder gives up near 1000
+MALFORMED = "malformed_body"
 
 
 @dataclass(slots=True)
@@ -26,124 +38,189 @@ class InboundEvent:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def parse(channel: str, raw_body: bytes) -> list[InboundEvent]:
+def malformed(reason: str) -> InvalidRequest:
+    return InvalidRequest(f"Malformed webhook body: {reason}.", code=MALFORMED)
+
+
+def load(raw_body: bytes) -> Any:
+    """The JSON body. orjson refuses nesting past 1024 levels (its error is a 400 here, like any
+    invalid JSON); this refuses past MAX_DEPTH."""
     try:
-        body = json.loads(raw_body)
-    except ValueError as exc:
-        raise InvalidRequest("The webhook body is not valid JSON.") from exc
-    if channel == "whatsapp":
-        return list(_whatsapp(body))
-    if channel in ("facebook", "instagram"):
-        return list(_messenger(body))
-    return list(_tiktok(body))
+        body = orjson.loads(raw_body)
+    except orjson.JSONDecodeError as exc:
+        raise malformed(f"not valid JSON ({exc.args[0] if exc.args else exc})") from None
+    if nesting_exceeds(body, MAX_DEPTH):
+        raise malformed(f"nested deeper than {MAX_DEPTH} levels")
+    return body
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def _envelopes(body: Any) -> list[Any]:
+    """Meta bodies are one object; some Instagram samples wrap it in an array."""
+    return body if isinstance(body, list) else [body]
 
 
-def _text_of_whatsapp(message: dict[str, Any]) -> str:
-    kind = message.get("type") or "text"
+def _key(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
+
+
+def _items(value: Any, name: str) -> list[Any]:
+    found = value.get(name) if isinstance(value, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def routing_ids(channel: str, body: Any) -> set[tuple[str, str]]:
+    """(ChannelConnection column, value) of every account the body names, read leniently (it is
+    not verified yet): what cannot be read names nothing."""
+    found: set[tuple[str, str]] = set()
+    if channel == "tiktok":
+        if isinstance(body, dict):
+            business, client = _key(body.get("user_openid")), _key(body.get("client_key"))
+            if business:
+                found.add(("account_key", business))
+            elif client:
+                found.add(("tiktok_client_key", client))
+        return found
+    for envelope in _envelopes(body):
+        for entry in _items(envelope, "entry"):
+            if channel != "whatsapp":
+                if isinstance(entry, dict) and _key(entry.get("id")):
+                    found.add(("account_key", str(entry["id"])))
+                continue
+            for change in _items(entry, "changes"):
+                value = change.get("value") if isinstance(change, dict) else None
+                metadata = value.get("metadata") if isinstance(value, dict) else None
+                phone = _key(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
+                if phone:
+                    found.add(("account_key", phone))
+    return found
+
+
+def _validate(model: type[BaseModel], value: Any) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        raise malformed(f"'{where}': {error['msg']}") from None
+
+
+def parse(channel: str, body: Any) -> list[InboundEvent]:
+    """Every event of a loaded body; 400 (`malformed_body`) when its shape is wrong anywhere."""
+    if channel == "tiktok":
+        if not isinstance(body, dict):
+            raise malformed("a TikTok event is a JSON object")
+        content = body.get("content")
+        if isinstance(content, str):  # TikTok sends `content` as a JSON-encoded string
+            body = {**body, "content": load(content.encode()) if content.strip() else None}
+        return list(_tiktok(_validate(p.TTEnvelope, body)))
+    envelopes = _envelopes(body)
+    if not envelopes:
+        raise malformed("an empty array")
+    model = p.WAEnvelope if channel == "whatsapp" else p.MessengerEnvelope
+    events: list[InboundEvent] = []
+    for envelope in envelopes:
+        if not isinstance(envelope, dict):
+            raise malformed("a webhook body is a JSON object with an `entry` array")
+        valid = _validate(model, envelope)
+        events.extend(_whatsapp(valid) if channel == "whatsapp" else _messenger(valid))
+    return events
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, exclude_unset=True)
+
+
+def _text_of_whatsapp(message: p.WAMessage) -> str:
+    kind = message.type or "text"
     if kind == "text":
-        return str((message.get("text") or {}).get("body") or "")
-    part = message.get(kind) or {}
+        return (message.text.body if message.text else None) or ""
+    part = (message.model_extra or {}).get(kind)
     if isinstance(part, dict):
         for key in ("caption", "body", "text", "title"):
-            if part.get(key):
+            if isinstance(part.get(key), (str, int, float)) and part[key]:
                 return str(part[key])
-        reply = part.get("button_reply") or part.get("list_reply") or {}
-        if reply.get("title"):
-            return str(reply["title"])
+        reply = part.get("button_reply") or part.get("list_reply")
+        if isinstance(reply, dict) and isinstance(reply.get("title"), str) and reply["title"]:
+            return reply["title"]
     return f"[{kind}]"
 
 
-def _whatsapp(body: dict[str, Any]) -> Any:
-    entries = body if isinstance(body, list) else _list(body.get("entry"))
-    for entry in entries:
-        for change in _list(entry.get("changes")):
-            value = change.get("value") or {}
-            phone_number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
-            names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in _list(value.get("contacts"))}
-            for message in _list(value.get("messages")):
-                sender = message.get("from") or message.get("user_id") or ""
-                yield InboundEvent(MESSAGE, str(message.get("id")), phone_number_id, {
-                    "user_id": str(sender), "phone": message.get("from"), "name": names.get(sender),
-                    "text": _text_of_whatsapp(message), "type": message.get("type") or "text",
-                    "timestamp": _seconds(message.get("timestamp")), "waba_id": entry.get("id"),
-                }, raw=message)
-            for status in _list(value.get("statuses")):
-                yield InboundEvent(STATUS, f"{status.get('id')}:{status.get('status')}", phone_number_id, {
-                    "message_external_id": str(status.get("id")), "status": status.get("status"),
-                    "timestamp": _seconds(status.get("timestamp")), "errors": status.get("errors"),
-                    "user_id": status.get("recipient_id"),
-                }, raw=status)
+def _whatsapp(body: p.WAEnvelope) -> Iterator[InboundEvent]:
+    for entry in body.entry:
+        for change in entry.changes or []:
+            value = change.value or p.WAValue()
+            phone_number_id = (value.metadata.phone_number_id if value.metadata else None) or ""
+            names = {c.wa_id: c.profile.name if c.profile else None for c in value.contacts or []}
+            for message in value.messages or []:
+                sender = message.from_ or message.user_id or ""
+                yield InboundEvent(MESSAGE, message.id, phone_number_id, {
+                    "user_id": sender, "phone": message.from_, "name": names.get(sender),
+                    "text": _text_of_whatsapp(message), "type": message.type or "text",
+                    "timestamp": message.timestamp, "waba_id": entry.id,
+                }, raw=_dump(message))
+            for status in value.statuses or []:
+                yield InboundEvent(STATUS, f"{status.id}:{status.status}", phone_number_id, {
+                    "message_external_id": status.id, "status": status.status,
+                    "timestamp": status.timestamp, "errors": status.errors, "user_id": status.recipient_id,
+                }, raw=_dump(status))
 
 
-def _messenger(body: Any) -> Any:
-    entries = body if isinstance(body, list) else _list(body.get("entry"))  # IG samples may wrap in a list
-    for entry in entries:
-        account = str(entry.get("id") or "")
-        for event in _list(entry.get("messaging")):
-            sender = str((event.get("sender") or {}).get("id") or "")
-            timestamp = _seconds(event.get("timestamp"), millis=True)
-            message = event.get("message")
-            if isinstance(message, dict):
-                if message.get("is_echo") or message.get("is_deleted"):
+def _ms(value: float | None) -> float | None:
+    return value / 1000 if value is not None else None
+
+
+def _messenger(body: p.MessengerEnvelope) -> Iterator[InboundEvent]:
+    for entry in body.entry:
+        account = entry.id
+        for event in entry.messaging or []:
+            sender = (event.sender.id if event.sender else None) or ""
+            timestamp = _ms(event.timestamp)
+            message = event.message
+            if message is not None:
+                if message.is_echo or message.is_deleted:
                     continue
-                text = message.get("text") or ("[attachment]" if message.get("attachments") else "[unsupported]")
-                yield InboundEvent(MESSAGE, str(message.get("mid")), account, {
-                    "user_id": sender, "text": str(text), "timestamp": timestamp, "type": "text",
-                }, raw=event)
-            elif isinstance(event.get("delivery"), dict):
-                delivery = event["delivery"]
-                watermark = delivery.get("watermark")
-                yield InboundEvent(STATUS, f"delivery:{account}:{sender}:{watermark}:{','.join(delivery.get('mids') or [])}"[:255], account, {
-                    "status": "delivered", "user_id": sender, "mids": delivery.get("mids") or [],
-                    "watermark": _seconds(watermark, millis=True), "timestamp": timestamp,
-                }, raw=event)
-            elif isinstance(event.get("read"), dict):
-                read = event["read"]
-                mark = read.get("watermark") or read.get("mid")
+                text = message.text or ("[attachment]" if message.attachments else "[unsupported]")
+                yield InboundEvent(MESSAGE, message.mid, account, {
+                    "user_id": sender, "text": text, "timestamp": timestamp, "type": "text",
+                }, raw=_dump(event))
+            elif event.delivery is not None:
+                delivery, mids = event.delivery, event.delivery.mids or []
+                watermark = f"{delivery.watermark:.0f}" if delivery.watermark is not None else None
+                yield InboundEvent(STATUS, f"delivery:{account}:{sender}:{watermark}:{','.join(mids)}"[:255], account, {
+                    "status": "delivered", "user_id": sender, "mids": mids,
+                    "watermark": _ms(delivery.watermark), "timestamp": timestamp,
+                }, raw=_dump(event))
+            elif event.read is not None:
+                read = event.read
+                mark = f"{read.watermark:.0f}" if read.watermark is not None else read.mid
                 yield InboundEvent(STATUS, f"read:{account}:{sender}:{mark}"[:255], account, {
-                    "status": "read", "user_id": sender, "mids": [read["mid"]] if read.get("mid") else [],
-                    "watermark": _seconds(read.get("watermark"), millis=True), "timestamp": timestamp,
-                }, raw=event)
+                    "status": "read", "user_id": sender, "mids": [read.mid] if read.mid else [],
+                    "watermark": _ms(read.watermark), "timestamp": timestamp,
+                }, raw=_dump(event))
 
 
-def _tiktok(body: dict[str, Any]) -> Any:
-    event = body.get("event")
-    content = body.get("content")
-    if isinstance(content, str):  # TikTok sends `content` as a JSON-encoded string
-        try:
-            content = json.loads(content)
-        except ValueError:
-            content = {}
-    content = content if isinstance(content, dict) else {}
-    business_id = str(body.get("user_openid") or "")
-    account, field_name = (business_id, "account_key") if business_id else (str(body.get("client_key") or ""), "tiktok_client_key")
-    if event in ("im_receive_msg", "direct_message.receive"):
-        sender = (content.get("from_user") or {}).get("id") or content.get("open_id")
-        recipient = (content.get("to_user") or {}).get("id")
+def _tiktok(body: p.TTEnvelope) -> Iterator[InboundEvent]:
+    content = body.content or p.TTContent()
+    business_id = body.user_openid or ""
+    account, field_name = (business_id, "account_key") if business_id else (body.client_key or "", "tiktok_client_key")
+    if body.event in ("im_receive_msg", "direct_message.receive"):
+        sender = (content.from_user.id if content.from_user else None) or content.open_id
+        recipient = content.to_user.id if content.to_user else None
         if business_id and recipient and recipient != business_id:
             return  # a message we sent (direction is by to_user)
-        text = (content.get("text") or {}).get("body") or (content.get("message_content") or {}).get("text")
-        stamp = content.get("timestamp")
-        yield InboundEvent(MESSAGE, str(content.get("message_id")), account, {
-            "user_id": str(sender or ""), "name": content.get("from"), "text": str(text or f"[{content.get('type') or 'message'}]"),
-            "thread_id": content.get("conversation_id"), "type": content.get("type") or content.get("message_type") or "text",
-            "timestamp": _seconds(stamp, millis=True) if stamp else _seconds(body.get("create_time")),
-        }, account_field=field_name, raw=body)
-    elif event == "im_mark_read_msg":
-        thread = content.get("conversation_id")
-        yield InboundEvent(STATUS, f"read:{thread}:{content.get('timestamp') or body.get('create_time')}", account, {
-            "status": "read", "thread_id": thread, "user_id": (content.get("from_user") or {}).get("id"),
-            "timestamp": _seconds(body.get("create_time")),
-        }, account_field=field_name, raw=body)
-
-
-def _seconds(value: Any, *, millis: bool = False) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number / 1000 if millis else number
+        if not content.message_id:
+            raise malformed("'content.message_id': a received message needs its id")
+        text = (content.text.body if content.text else None) or (content.message_content.text if content.message_content else None)
+        stamp = _ms(content.timestamp) if content.timestamp is not None else body.create_time
+        yield InboundEvent(MESSAGE, content.message_id, account, {
+            "user_id": sender or "", "name": content.from_, "text": text or f"[{content.type or 'message'}]",
+            "thread_id": content.conversation_id, "type": content.type or content.message_type or "text",
+            "timestamp": stamp,
+        }, account_field=field_name, raw=_dump(body))
+    elif body.event == "im_mark_read_msg":
+        thread = content.conversation_id
+        mark = f"{content.timestamp:.0f}" if content.timestamp is not None else f"{body.create_time or 0:.0f}"
+        yield InboundEvent(STATUS, f"read:{thread}:{mark}", account, {
+            "status": "read", "thread_id": thread, "user_id": content.from_user.id if content.from_user else None,
+            "timestamp": body.create_time,
+        }, account_field=field_name, raw=_dump(body))

@@ -21,11 +21,16 @@ def meta_signature(raw_body: bytes, app_secret: str) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
 
 
+def _same(expected: str, given: str) -> bool:
+    # Bytes, not str: compare_digest raises on non-ASCII str, and headers may carry any latin-1.
+    return hmac.compare_digest(expected.encode(), given.encode("latin-1", "replace"))
+
+
 def meta_signature_ok(raw_body: bytes, header: str | None, app_secret: str) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256="):].strip().lower())
+    return _same(expected, header[len("sha256="):].strip().lower())
 
 
 def tiktok_signature(raw_body: bytes, client_secret: str, timestamp: int) -> str:
@@ -43,12 +48,13 @@ def tiktok_signature_ok(raw_body: bytes, header: str | None, client_secret: str,
             timestamp = value
         elif key == "s":
             signatures.append(value.lower())
-    if not timestamp or not timestamp.isdigit() or not signatures:
+    # ASCII digits of a plausible length: int() refuses other digits and very long strings.
+    if not timestamp or not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signatures:
         return False
     if abs(utcnow().timestamp() - int(timestamp)) > tolerance_seconds:
         return False
     expected = hmac.new(client_secret.encode(), timestamp.encode() + b"." + raw_body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, s) for s in signatures)
+    return any(_same(expected, s) for s in signatures)
 
 
 def header_for(channel: str) -> str:

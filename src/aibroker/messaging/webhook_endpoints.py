@@ -24,6 +24,7 @@ from aibroker.jobs.database import write_sessions
 from aibroker.messaging import channels, inbox, normalize
 from aibroker.messaging.signatures import header_for, signature_ok
 from aibroker.models import ChannelConnection
+from aibroker.ops.body import read_body
 
 router = APIRouter(tags=["Webhooks (seed 004)"])
 log = logging.getLogger("aibroker.messaging")
@@ -62,46 +63,74 @@ async def verify_shared_webhook(channel: str, request: Request) -> Response:
     return await _verify(request, _channel(channel), None)
 
 
-def _check_signature(request: Request, channel: str, raw: bytes, candidates: list[ChannelConnection]) -> list[ChannelConnection]:
-    """The candidates whose secret signed this body. 401 without a signature, 403 when none matches."""
-    header = request.headers.get(header_for(channel))
-    if not header:
-        raise AuthenticationError(f"Missing {header_for(channel)} header.", code="missing_signature")
+def _signed_by(request: Request, channel: str, raw: bytes, header: str, connections: list[ChannelConnection]) -> list[ChannelConnection]:
+    """The connections whose own signing secret (or, lacking one, the platform's) signed this body."""
     tolerance = services(request).settings.messaging.tiktok_signature_tolerance_seconds
-    signed = [c for c in candidates if signature_ok(channel, raw, header, channels.open_connection(c).app_secret, tolerance)]
-    if not signed:
-        raise PermissionDenied("The webhook signature does not match.", code="invalid_signature")
+    signed = []
+    for connection in connections:
+        secret = channels.signing_secret(connection, services(request).settings.messaging)
+        if secret and signature_ok(channel, raw, header, secret, tolerance):
+            signed.append(connection)
     return signed
 
 
+def _forged() -> PermissionDenied:
+    return PermissionDenied("The webhook signature does not match.", code="invalid_signature")
+
+
+def _route(events: list[normalize.InboundEvent], owned: dict[tuple[str, str], ChannelConnection],
+           signed: list[ChannelConnection]) -> list[tuple[normalize.InboundEvent, ChannelConnection | None]]:
+    """Each event with its connection (None: an account we do not serve). An event routed to a
+    connection whose secret did not sign the body is a forgery, whoever else signed it."""
+    signers = {c.id for c in signed}
+    routed = []
+    for event in events:
+        connection = owned.get((event.account_field, event.account_key))
+        if connection is not None and connection.id not in signers:
+            raise _forged()
+        routed.append((event, connection))
+    return routed
+
+
+def _unambiguous(connections: list[ChannelConnection]) -> dict[tuple[str, str], ChannelConnection]:
+    """(column, id) -> connection. A TikTok client key names an app, which several connections
+    may share: an event routed only by it goes to no one rather than to a guess."""
+    owned: dict[tuple[str, str], ChannelConnection] = {}
+    shared: set[tuple[str, str]] = set()
+    for connection in connections:
+        for column in ("account_key", "tiktok_client_key"):
+            value = getattr(connection, column)
+            if value is None:
+                continue
+            if (column, value) in owned and owned[(column, value)].id != connection.id:
+                shared.add((column, value))
+            owned[(column, value)] = connection
+    return {k: c for k, c in owned.items() if k not in shared}
+
+
 async def _receive(request: Request, channel: str, slug: str | None) -> Response:
-    raw = await request.body()
-    if len(raw) > services(request).settings.server.max_body_bytes:
-        raise InvalidRequest("The webhook body is too large.")
-    sessions = write_sessions(services(request).db)
+    # Bounded while reading: an oversized body is refused before it is held in memory.
+    raw = await read_body(request, services(request).settings.server.max_body_bytes)
+    header = request.headers.get(header_for(channel))
     async with services(request).db.sessions() as reads:
         if slug is not None:
             candidates = await channels.tenant_connections(reads, slug, channel)
             if not candidates:
                 raise NotFound(f"No {channel} connection for '{slug}'.")
-            _check_signature(request, channel, raw, candidates)
-            events = normalize.parse(channel, raw)
-            owned = {(f, getattr(c, f)): c for c in candidates for f in ("account_key", "tiktok_client_key")}
+            if not header:
+                raise AuthenticationError(f"Missing {header_for(channel)} header.", code="missing_signature")
+            signed = _signed_by(request, channel, raw, header, candidates)
+            if not signed:
+                raise _forged()
+            routed = _route(normalize.parse(channel, normalize.load(raw)), _unambiguous(candidates), signed)
         else:
-            events = normalize.parse(channel, raw)
-            owned = {}
-            for field in {e.account_field for e in events}:
-                keys = {e.account_key for e in events if e.account_field == field}
-                for c in await channels.connections_by_account(reads, channel, keys, field):
-                    owned[(field, getattr(c, field))] = c
-            if owned:  # every tenant named in the payload must have signed it
-                for connection in {c.id: c for c in owned.values()}.values():
-                    _check_signature(request, channel, raw, [connection])
+            if not header:
+                raise AuthenticationError(f"Missing {header_for(channel)} header.", code="missing_signature")
+            routed = await _shared(request, reads, channel, raw, header)
     received = duplicates = ignored = 0
-    async with sessions() as session:
-        for event in events:
-            connection = owned.get((event.account_field, event.account_key))
-            if connection is None or not event.external_id or event.external_id == "None":
+    async with write_sessions(services(request).db)() as session:
+        for event, connection in routed:
+            if connection is None:
                 ignored += 1
                 continue
             if await inbox.store(session, channel, event, connection):
@@ -113,6 +142,32 @@ async def _receive(request: Request, channel: str, slug: str | None) -> Response
         log.info("webhook events for unknown accounts ignored", extra={"fields": {"channel": channel, "count": ignored}})
     body: dict[str, Any] = {"received": received, "duplicates": duplicates, "ignored": ignored}
     return JSONResponse(body, status_code=200)
+
+
+async def _shared(request: Request, reads: Any, channel: str, raw: bytes, header: str) -> list[tuple[normalize.InboundEvent, ChannelConnection | None]]:
+    """The platform-wide route: the connections are named inside the body, so it is read
+    (defensively, unverified) only to find them; every one named must have signed it, and only
+    then is its shape checked. A body naming none must carry the platform's signature, if any."""
+    try:
+        body = normalize.load(raw)
+    except InvalidRequest:
+        body = None  # unreadable: it names no connection, so only the platform secret can vouch for it
+    named: list[ChannelConnection] = []
+    ids = normalize.routing_ids(channel, body) if body is not None else set()
+    for column in {column for column, _ in ids}:
+        named += await channels.connections_by_account(reads, channel, {v for c, v in ids if c == column}, column)
+    owned = _unambiguous(named)
+    connections = list({c.id: c for c in owned.values()}.values())
+    signed = _signed_by(request, channel, raw, header, connections)
+    if len(signed) < len(connections):
+        raise _forged()
+    platform = channels.platform_secret(channel, services(request).settings.messaging)
+    tolerance = services(request).settings.messaging.tiktok_signature_tolerance_seconds
+    if not connections and (platform or body is None) and not (platform and signature_ok(channel, raw, header, platform, tolerance)):
+        raise _forged()
+    if body is None:
+        normalize.load(raw)  # signed by the platform, yet unreadable: the 400 that says why
+    return _route(normalize.parse(channel, body), owned, signed)
 
 
 @router.post("/api/webhook/{channel}/{slug}")

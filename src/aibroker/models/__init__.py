@@ -10,6 +10,7 @@ from aibroker.models.lead import Lead, LeadScoreEvent
 from aibroker.models.model_override import ModelOverride
 from aibroker.models.organization import Organization
 from aibroker.models.payment import OrganizationCode, PaymentEvent, Subscription
+from aibroker.models.payment_record import Payment
 from aibroker.models.plan import PlanRow
 from aibroker.models.provider_credential import ProviderCredential
 from aibroker.models.routing import (
@@ -42,6 +43,7 @@ __all__ = [
     "ModelOverride",
     "Organization",
     "OrganizationCode",
+    "Payment",
     "PaymentEvent",
     "PlanRow",
     "ProviderCredential",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aibroker.models.base import Base, Timestamped
@@ -34,3 +34,8 @@ class ApiKey(Timestamped, Base):
     daily_token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     monthly_request_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
     daily_request_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Routing authority, granted by the platform (issue 18): the profile this key's requests
+    # run with (NULL: "default"), and the profiles / groups its requests may name themselves.
+    profile: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    allowed_profiles: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    allowed_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)

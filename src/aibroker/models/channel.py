@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -25,11 +26,16 @@ class ChannelConnection(Timestamped, Base):
 
     `account_key` is the id the platform puts in webhooks (phone number id, page id, IG account
     id, TikTok business open id): it routes shared-endpoint events to the tenant.
-    Tokens and the signing secret are sealed (AES-256-GCM, bound to this row).
+    Tokens and the signing secret are sealed (AES-256-GCM, bound to this row). An account id
+    (account_key; the page id, which Instagram connections also carry) belongs to one
+    connection across all tenants.
     """
 
     __tablename__ = "channel_connections"
-    __table_args__ = (UniqueConstraint("channel", "account_key", name="uq_channel_connections_account"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "account_key", name="uq_channel_connections_account"),
+        Index("uq_channel_connections_page", "channel", "page_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
@@ -45,7 +51,8 @@ class ChannelConnection(Timestamped, Base):
     tiktok_client_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tiktok_business_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     sealed_credentials: Mapped[bytes] = mapped_column(LargeBinary)
-    sealed_app_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    # None: no own app secret; webhooks verify with the platform's (META_APP_SECRET, TIKTOK_CLIENT_SECRET).
+    sealed_app_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     key_id: Mapped[str] = mapped_column(String(16))
     # sha256 of the verify token: compared on GET verification, never stored in clear.
     verify_token_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)

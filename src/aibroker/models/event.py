@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aibroker.models.base import Base, Timestamped
@@ -32,3 +32,7 @@ class Event(Timestamped, Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # When the deliverer may (re)try: a claim lease while in flight, then the retry backoff.
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What only the webhook may see (an invitation's accept link): a JSON object sealed with
+    # AES-256-GCM, merged into the delivered `data`, never listed, dropped once delivered.
+    sealed_payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # which secret sealed it

@@ -15,7 +15,8 @@ class OrganizationCode(Timestamped, Base):
     """The 10-character code an organization receives when it pays (seed 002).
 
     It authenticates `x-organization-code` requests (where the organization allows it)
-    and can be redeemed once, by `create-from-code`, to create the organization's owner."""
+    and can be redeemed once, by `create-from-code`, to create the first owner of an
+    organization that has no members. It is a credential: rotated, revoked, and expiring."""
 
     __tablename__ = "organization_codes"
 
@@ -26,6 +27,8 @@ class OrganizationCode(Timestamped, Base):
     redeemed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     redeemed_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # NULL: never expires (codes issued before migration 0012).
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Subscription(Timestamped, Base):

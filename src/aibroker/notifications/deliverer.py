@@ -25,6 +25,7 @@ from aibroker.config import BillingSettings
 from aibroker.kit.clock import utcnow
 from aibroker.models import Event
 from aibroker.notifications.signing import SIGNATURE_HEADER, sign
+from aibroker.tenancy.secrets import open_event_data
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,17 @@ class Claimed:
     payload: dict[str, Any]
     created_at: dt.datetime | None
     attempt: int
+    sealed: bytes | None = None  # webhook-only fields (an invitation's link), sealed
 
 
-def event_body(event: Claimed) -> bytes:
-    """What the webhook receives (JSON)."""
+def event_body(event: Claimed, secret: str = "") -> bytes:
+    """What the webhook receives (JSON): the payload, plus its sealed fields opened with `secret`."""
+    data = event.payload
+    if event.sealed is not None:
+        try:
+            data = {**data, **open_event_data(event.id, event.sealed, secret)}
+        except Exception:  # sealed under a key this process lacks: deliver without it, say so
+            log.warning("event %s: its sealed fields do not open with AIBROKER_SECRET_KEY", event.id)
     created = event.created_at
     if created is not None and created.tzinfo is None:  # SQLite drops the zone; we store UTC
         created = created.replace(tzinfo=dt.UTC)
@@ -54,7 +62,7 @@ def event_body(event: Claimed) -> bytes:
             "organization_id": event.organization_id,
             "created_at": created.isoformat() if created else None,
             "attempt": event.attempt,
-            "data": event.payload,
+            "data": data,
         }
     )
 
@@ -73,6 +81,7 @@ class EventDeliverer:
         self._settings = settings
         self._url = settings.alert_webhook_url
         self._secret = settings.alert_webhook_secret or secret
+        self._seal_secret = secret  # AIBROKER_SECRET_KEY: opens the events' sealed fields
         self._client = client or httpx.AsyncClient(timeout=settings.alert_timeout_seconds)
 
     def backoff(self, attempt: int) -> dt.timedelta:
@@ -112,7 +121,8 @@ class EventDeliverer:
             update(Event)
             .where(Event.id.in_(due.scalar_subquery()))
             .values(delivery_attempts=Event.delivery_attempts + 1, next_attempt_at=lease)
-            .returning(Event.id, Event.organization_id, Event.type, Event.payload, Event.created_at, Event.delivery_attempts)
+            .returning(Event.id, Event.organization_id, Event.type, Event.payload, Event.created_at, Event.delivery_attempts,
+                       Event.sealed_payload)
             .execution_options(synchronize_session=False)
         )
         async with self._sessions() as session, session.begin():
@@ -121,7 +131,7 @@ class EventDeliverer:
 
     async def _send(self, event: Claimed) -> str | None:
         """None when delivered, else why not."""
-        body = event_body(event)
+        body = event_body(event, self._seal_secret)
         headers = {
             "content-type": "application/json",
             "user-agent": "aibroker-webhooks",
@@ -141,7 +151,9 @@ class EventDeliverer:
         async with self._sessions() as session, session.begin():
             for event, error in zip(claimed, outcomes, strict=True):
                 if error is None:
-                    values: dict[str, Any] = {"delivered_at": now, "last_error": None, "next_attempt_at": None}
+                    # Delivered: the sealed fields (an invitation's token) are kept no longer.
+                    values: dict[str, Any] = {"delivered_at": now, "last_error": None, "next_attempt_at": None,
+                                              "sealed_payload": None, "key_id": None}
                 else:
                     log.warning("webhook delivery of %s failed (attempt %d): %s", event.id, event.attempt, error)
                     values = {"last_error": error, "next_attempt_at": now + self.backoff(event.attempt)}

@@ -11,6 +11,24 @@ import orjson
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
+_EXC_ATTR = "aibroker_request_id"
+
+
+def tag_request_id(exc: BaseException, request_id: str) -> None:
+    """Mark an exception escaping a request with its id, for log lines written after the
+    request's context is gone (the 500 handler, the server's own "Exception in ASGI")."""
+    try:
+        setattr(exc, _EXC_ATTR, request_id)
+    except AttributeError:  # an exception type with __slots__: the contextvar is all we have
+        pass
+
+
+def _request_id(record: logging.LogRecord) -> str | None:
+    request_id = request_id_var.get()
+    if request_id is None and record.exc_info and record.exc_info[1] is not None:
+        request_id = getattr(record.exc_info[1], _EXC_ATTR, None)
+    return request_id
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -20,7 +38,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = _request_id(record)
         if request_id:
             entry["request_id"] = request_id
         extra = getattr(record, "fields", None)

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import re
 
+import orjson
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aibroker.gateway.http import AI_ROUTES, CACHE_HEADER
 from aibroker.kit.ids import new_request_id
-from aibroker.ops.logging import request_id_var
+from aibroker.ops.logging import request_id_var, tag_request_id
 from aibroker.ops.metrics import IN_FLIGHT
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_NUL_BODY = orjson.dumps({"error": {
+    "message": "The URL contains a NUL character (%00); no path or query parameter accepts one.",
+    "type": "invalid_request_error", "param": None, "code": "nul_character",
+}})
+
+
+def _nul_refused(scope: Scope) -> Response:
+    headers = {CACHE_HEADER: "bypass"} if (scope.get("method"), scope.get("path")) in AI_ROUTES else None
+    return Response(_NUL_BODY, status_code=400, media_type="application/json", headers=headers)
 
 
 class RequestIdMiddleware:
@@ -37,7 +49,17 @@ class RequestIdMiddleware:
 
         IN_FLIGHT.inc()
         try:
+            if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+                # No parameter accepts a NUL, and PostgreSQL cannot even compare text with one
+                # (a 500 wherever it reached a query): refused once, here, for every route.
+                await _nul_refused(scope)(scope, receive, send_with_id)
+                return
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Starlette's error handler and the server log this exception outside this
+            # middleware, after request_id_var is reset: the exception carries the id there.
+            tag_request_id(exc, rid)
+            raise
         finally:
             IN_FLIGHT.dec()
             request_id_var.reset(token)

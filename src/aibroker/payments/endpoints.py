@@ -14,21 +14,25 @@ from starlette.requests import Request
 
 from aibroker.deps import db_session
 from aibroker.errors import InvalidRequest
-from aibroker.gateway.http import authenticate, services
+from aibroker.gateway.http import services
 from aibroker.kit.clock import utcnow
 from aibroker.kit.money import to_micros
+from aibroker.ops.body import read_body
 from aibroker.payments import (
     mercadopago_checkout,
+    records,
     reversals,
     service,
     stripe_checkout,
     stripe_events,
+    suspended_billing,
+    suspension,
     webhooks,
 )
 from aibroker.payments.mercadopago_checkout import MercadoPagoCheckout
 from aibroker.payments.stripe_checkout import StripeCheckout
 from aibroker.tenancy.plans import paid_plan
-from aibroker.tenancy.roles import Permission
+from aibroker.tenancy.roles import CODE_MANAGER_ROLES
 
 router = APIRouter(prefix="/api/payments", tags=["Payments"])
 
@@ -81,7 +85,7 @@ async def checkout(body: CheckoutRequest, request: Request, session: AsyncSessio
     """Start a payment: a plan subscription (`plan`) or a wallet recharge (`amount`).
     Answers with the provider's `url` to redirect the payer to. Nothing changes until the
     provider's webhook confirms the payment."""
-    who = (await authenticate(request, acting_for=body.organization_id)).require(Permission.MANAGE_BILLING)
+    who = await suspended_billing.billing_caller(request, body.organization_id)  # a suspended organization may pay
     success_url, cancel_url = _url(body.success_url, "successUrl"), _url(body.cancel_url, "cancelUrl")
     if (body.plan is None) == (body.amount is None):
         raise InvalidRequest("send either plan (a subscription) or amount (a wallet recharge)", param="plan")
@@ -124,8 +128,9 @@ def _mp_notification_url(request: Request) -> str:
 async def stripe_webhook(request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """Stripe's webhook. Verified (Stripe-Signature), stored once by event id, then applied:
     plans, subscription state, the organization code and wallet credits."""
-    raw = await request.body()
+    raw = await read_body(request, services(request).settings.server.max_body_bytes)  # 413 while reading
     event = webhooks.verify_stripe(raw, request.headers.get("stripe-signature"), services(request).settings.payments.stripe_webhook_secret)
+    stripe_events.check_shape(event)
     if await service.already_seen(session, "stripe", event["id"]):
         return {"received": True, "duplicate": True}
     await session.rollback()  # end the read: the wallet credit commits in its own transaction first
@@ -134,6 +139,8 @@ async def stripe_webhook(request: Request, session: AsyncSession = Depends(db_se
 
 
 async def _store(request: Request, session: AsyncSession, provider: str, external_id: str, type_: str, outcome: service.Outcome, payload: dict[str, Any]) -> dict[str, Any]:
+    await records.record_event(session, provider=provider, event_type=type_, obj=payload, code=outcome.code)  # the payments table
+    await suspension.enforce(session, services(request).settings.payments, outcome.organization_id, outcome)
     if not await service.record_event(session, provider=provider, external_id=external_id, type=type_, outcome=outcome, payload=payload):
         await session.rollback()  # a concurrent delivery applied it; credits were idempotent
         return {"received": True, "duplicate": True}
@@ -146,17 +153,18 @@ async def _store(request: Request, session: AsyncSession, provider: str, externa
 async def mercadopago_webhook(request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """Mercado Pago's webhook. Verified (x-signature manifest), then the payment is read back
     from Mercado Pago and applied once per (payment, status, refunded total)."""
-    raw = await request.body()
-    data_id = request.query_params.get("data.id")
+    raw = await read_body(request, services(request).settings.server.max_body_bytes)  # 413 while reading
     payments = services(request).settings.payments
-    webhooks.verify_mercadopago(request.headers.get("x-signature"), request.headers.get("x-request-id"), data_id, payments.mercadopago_webhook_secret)
-    body = webhooks.parse_json(raw)
+    # Only the signed id (the URL's data.id) is ever acted on; a stale ts is a replay.
+    payment_id = webhooks.verify_mercadopago(
+        request.headers.get("x-signature"), request.headers.get("x-request-id"), request.query_params.get("data.id"),
+        payments.mercadopago_webhook_secret, tolerance_seconds=payments.mercadopago_signature_tolerance_seconds)
+    body = webhooks.mercadopago_body(raw, payment_id)
     topic = body.get("type") or request.query_params.get("type") or request.query_params.get("topic")
-    payment_id = data_id or str((body.get("data") or {}).get("id") or "")
-    if topic != "payment" or not payment_id:
+    if topic != "payment":
         return {"received": True, "actions": [f"topic {topic!r} not handled"]}
     payment = await _clients(request)[1].get_payment(payment_id)
-    status = str(payment.get("status") or "unknown")
+    status = str(payment.get("status") or "unknown")[:60]
     refunded = _mp_refunded_micros(payment)
     # A partial refund leaves the payment `approved`: its refunded total makes it news.
     external_id = f"{payment_id}:{status}" + (f":refunded={refunded}" if refunded else "")
@@ -240,6 +248,7 @@ def _micros_or_none(value: Any) -> int | None:
 
 @router.get("/subscription/{organization_id}")
 async def get_subscription(organization_id: str, request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
-    """The organization's plan, status, limits, organization code and subscription."""
-    who = (await authenticate(request, acting_for=organization_id)).require(Permission.MANAGE_BILLING)
-    return await service.subscription_view(session, who.organization_id)
+    """The organization's plan, status, limits, organization code (null unless the caller is an
+    OWNER or ADMIN) and subscription."""
+    who = await suspended_billing.billing_caller(request, organization_id)
+    return await service.subscription_view(session, who.organization_id, show_code=who.role in CODE_MANAGER_ROLES)

@@ -27,6 +27,7 @@ from aibroker.billing.service import post_entry
 from aibroker.billing.writer import MoneyWriter
 from aibroker.errors import Conflict, NotFound
 from aibroker.models import LedgerEntry
+from aibroker.payments import records
 from aibroker.payments.service import Outcome
 
 SLOTS_PER_READ = 16
@@ -118,6 +119,7 @@ async def reverse(
             posted = await post_entry(writer, PostEntry(
                 recharge.organization_id, "adjustment", -delta, idempotency_key=_slot_key(recharge.key, slot),
                 payment_ref=stream, description=description, allow_negative=True,
+                after=records.reversal_hook(ledger_key=recharge.key, stream=stream, target=target, reinstate=reinstate),
             ))
         except NotFound:  # the wallet went away with its organization
             outcome.actions.append("no wallet: nothing reversed")

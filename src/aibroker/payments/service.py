@@ -22,14 +22,16 @@ from aibroker.errors import InvalidRequest, NotFound
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
 from aibroker.models import Organization, PaymentEvent, Subscription
+from aibroker.payments import records
 from aibroker.tenancy import codes
 from aibroker.tenancy.plans import PLANS, get_plan, max_users
 from aibroker.tenancy.scoped import scoped
 
 log = logging.getLogger("aibroker.payments")
 
-# Provider subscription status -> organization status.
-_ORG_STATUS = {"active": "active", "trialing": "active", "past_due": "active", "unpaid": "suspended",
+# Provider subscription status -> organization status. past_due / unpaid change nothing here:
+# suspension.enforce suspends once the period and its grace are over.
+_ORG_STATUS = {"active": "active", "trialing": "active",
                "incomplete": "trial", "incomplete_expired": "trial", "paused": "suspended"}
 
 
@@ -61,10 +63,14 @@ async def record_event(session: AsyncSession, *, provider: str, external_id: str
 
 
 async def credit_wallet(writer: MoneyWriter, outcome: Outcome, *, organization_id: str, amount_micros: int, idempotency_key: str, payment_ref: str, description: str) -> None:
-    """A recharge through the ledger; the same key never credits twice (replays, retries)."""
+    """A recharge through the ledger; the same key never credits twice (replays, retries).
+    Its payment row (`<provider>:<external id>` = the key) commits with the credit."""
+    provider, _, external_id = idempotency_key.partition(":")
+    after = records.recharge_hook(provider=provider, external_id=external_id, organization_id=organization_id,
+                                  amount_micros=amount_micros, ledger_key=idempotency_key, payment_ref=payment_ref)
     try:
         posted = await post_entry(writer, PostEntry(organization_id, "recharge", amount_micros, idempotency_key=idempotency_key,
-                                                    payment_ref=payment_ref, description=description))
+                                                    payment_ref=payment_ref, description=description, after=after))
     except NotFound:
         outcome.actions.append("no wallet: nothing credited")
         return
@@ -133,12 +139,13 @@ async def apply_subscription(
     await session.flush()
 
 
-async def subscription_view(session: AsyncSession, organization_id: str) -> dict[str, Any]:
+async def subscription_view(session: AsyncSession, organization_id: str, *, show_code: bool = False) -> dict[str, Any]:
+    """The subscription; the organization code only with `show_code` (an OWNER / ADMIN asks: it is a credential)."""
     org = await session.get(Organization, organization_id)
     if org is None:
         raise NotFound(f"no organization '{organization_id}'")
     sub = await _subscription(session, organization_id)
-    code = await codes.current_code(session, organization_id)
+    code = await codes.current_code(session, organization_id) if show_code else None
     plan = PLANS.get(org.plan)
     users_limit = await max_users(session, org.plan)
     return {

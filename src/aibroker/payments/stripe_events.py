@@ -6,8 +6,9 @@ runs before this session writes anything, so the two never wait on each other.""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,10 +22,101 @@ from aibroker.payments.service import (
     mark_paid,
     organization,
 )
+from aibroker.payments.webhooks import malformed
 
 CHECKOUT_DONE = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 SUBSCRIPTION_CHANGED = ("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
 DISPUTE_CHANGED = ("charge.dispute.created", stripe_reversals.DISPUTE_CLOSED)
+
+
+# -- the shapes of the objects we read (checked first: a wrong type is a 400, never a 500) ----
+
+Time = Annotated[StrictInt, Field(ge=0, le=253_402_300_799)]  # Unix seconds a datetime can hold
+Metadata = dict[str, StrictStr]  # Stripe metadata values are strings
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Session(_Open):
+    id: StrictStr
+    client_reference_id: StrictStr | None = None
+    payment_status: StrictStr | None = None
+    payment_intent: StrictStr | None = None
+    mode: StrictStr | None = None
+    customer: StrictStr | None = None
+    subscription: StrictStr | None = None
+    metadata: Metadata | None = None
+
+
+class _Details(_Open):
+    subscription: StrictStr | None = None
+    metadata: Metadata | None = None
+
+
+class _Parent(_Open):
+    subscription_details: _Details | None = None
+
+
+class _Period(_Open):
+    end: Time | None = None
+
+
+class _Line(_Open):
+    period: _Period | None = None
+    metadata: Metadata | None = None
+
+
+class _Lines(_Open):
+    data: list[_Line] | None = None
+
+
+class _Invoice(_Open):
+    id: StrictStr
+    subscription: StrictStr | None = None
+    subscription_details: _Details | None = None
+    parent: _Parent | None = None
+    lines: _Lines | None = None
+    period_end: Time | None = None
+    customer: StrictStr | None = None
+
+
+class _Item(_Open):
+    current_period_end: Time | None = None
+
+
+class _Items(_Open):
+    data: list[_Item] | None = None
+
+
+class _Subscription(_Open):
+    id: StrictStr
+    status: StrictStr | None = None
+    metadata: Metadata | None = None
+    current_period_end: Time | None = None
+    items: _Items | None = None
+    customer: StrictStr | None = None
+
+
+def check_shape(event: dict[str, Any]) -> None:
+    """400 (`malformed_event`) when a field we read has the wrong type. Other event types are
+    acknowledged unread (refunds and disputes check their own fields)."""
+    kind = event["type"]
+    model = (_Session if kind in CHECKOUT_DONE else _Invoice if kind == "invoice.paid"
+             else _Subscription if kind in SUBSCRIPTION_CHANGED else None)
+    try:
+        _Time.model_validate({"created": event.get("created")})
+        if model is not None:
+            model.model_validate(event["data"]["object"])
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise malformed(f"Signed, but not a valid {kind} event: '{where}': {error['msg']}.") from None
+
+
+class _Time(BaseModel):
+    created: Time | None = None
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:

@@ -35,8 +35,9 @@ AUTO_MODELS = frozenset({"auto", "aibroker/auto"})
 
 
 def routing_fields(headers: Any, body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(profile, group) of a request: headers first, then body fields `profile` / `group`.
-    The body fields are removed: they are aibroker's, never sent upstream."""
+    """(profile, group) a request names: headers first, then body fields `profile` / `group`.
+    The body fields are removed: they are aibroker's, never sent upstream. Whether the caller
+    may name them is `tenancy.routing_authority.authorize`'s to say."""
     profile = headers.get(PROFILE_HEADER) or body.pop("profile", None)
     group = headers.get(GROUP_HEADER) or body.pop("group", None)
     body.pop("profile", None)
@@ -61,14 +62,15 @@ class RoutingRouter:
     def resolution(self, ctx: CallContext) -> Resolution:
         """What the matrix says for this request (UNROUTED when it says nothing)."""
         snapshot = self.runtime.current()
-        if not snapshot.is_routed(ctx.feature):
-            return UNROUTED
         profile = ctx.profile or DEFAULT_PROFILE
+        # Checked on unrouted features too: an unknown profile is a bad request, never served.
         if profile not in snapshot.profiles:
             raise InvalidRequest(
                 f"Unknown profile '{profile}'. Known profiles: {', '.join(sorted(snapshot.profiles))}.",
                 param="profile", code="unknown_profile",
             )
+        if not snapshot.is_routed(ctx.feature):
+            return UNROUTED
         assert ctx.feature is not None
         return snapshot.resolve(ctx.principal.plan, ctx.feature, profile, ctx.group, ctx.user_id, now=utcnow())
 
@@ -117,6 +119,12 @@ class RoutingRouter:
                 code="no_available_provider",
             )
         return entries
+
+
+def known_profiles(services: Any) -> frozenset[str]:
+    """The routing vocabulary's profiles (only `default` without a routing runtime)."""
+    runtime = find_runtime(services)
+    return runtime.current().profiles if runtime is not None else frozenset((DEFAULT_PROFILE,))
 
 
 def find_runtime(services: Any) -> RoutingRuntime | None:

@@ -29,7 +29,9 @@ from aibroker.errors import (
 )
 from aibroker.kit.clock import utcnow
 from aibroker.kit.crypto import hash_api_key
+from aibroker.kit.singleflight import SingleFlight
 from aibroker.models import ApiKey, Membership, Organization, OrganizationCode, User
+from aibroker.tenancy import codes
 from aibroker.tenancy.roles import (
     ALL_PERMISSIONS,
     API_KEY_PERMISSIONS,
@@ -61,6 +63,11 @@ class Principal:
     role: str | None = None
     permissions: frozenset[str] = API_KEY_PERMISSIONS
     via: str = "api_key"  # api_key | user | code | admin
+    # Routing authority an API key was granted (tenancy/routing_authority.py): the profile its
+    # requests run with, and the profiles / groups its requests may name themselves.
+    profile: str | None = None
+    allowed_profiles: frozenset[str] = frozenset()
+    allowed_groups: frozenset[str] = frozenset()
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -106,8 +113,8 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._secret_key = secret_key
         self._keys: dict[str, _Cached] = {}
+        self._key_loads: SingleFlight[str, _Cached] = SingleFlight()  # one query per key on a miss
         self._orgs: dict[str, _Cached] = {}
-        self._users: dict[tuple[str, str], _Cached] = {}
         self._codes: dict[tuple[str, str], _Cached] = {}
         # In-process limiter: a code is a low-volume credential; each process enforces it.
         self._code_limit = parse_rate(code_rate_limit)
@@ -153,7 +160,7 @@ class Authenticator:
         cached = self._keys.get(digest)
         now = time.monotonic()
         if cached is None or cached.expires_at < now:
-            cached = await self._load_key(digest)
+            cached = await self._key_loads.run(digest, lambda: self._load_key(digest))
             self._keys[digest] = cached
         if cached.key_expires_at is not None and cached.key_expires_at <= time.time():
             raise AuthenticationError("This API key has expired.", code="expired_api_key")
@@ -179,6 +186,9 @@ class Authenticator:
             api_key_id=key.id,
             default_feature=key.default_feature,
             user_id=key.user_id,
+            profile=key.profile,
+            allowed_profiles=frozenset(key.allowed_profiles or ()),
+            allowed_groups=frozenset(key.allowed_groups or ()),
         )
         expires = key.expires_at
         if expires is not None and expires.tzinfo is None:  # SQLite drops the zone; we store UTC
@@ -208,14 +218,10 @@ class Authenticator:
     # -- users (JWT) ---------------------------------------------------------------------
 
     async def _from_jwt(self, token: str, acting_for: str | None) -> Principal:
+        # Not cached: a member removed or demoted in any process loses the rights at once
+        # (signed-in users drive the management routes, not the hot path).
         claims = verify_access_token(self._secret_key, token)
-        cache_key = (claims.user_id, acting_for or "")
-        cached = self._users.get(cache_key)
-        if cached is None or cached.expires_at < time.monotonic():
-            principal = await self._load_user_principal(claims.user_id, acting_for)
-            cached = _Cached(principal, time.monotonic() + self._cache_seconds, None)
-            self._users[cache_key] = cached
-        return cached.principal
+        return await self._load_user_principal(claims.user_id, acting_for)
 
     async def _load_user_principal(self, user_id: str, acting_for: str | None) -> Principal:
         async with self._sessions() as session:
@@ -275,14 +281,18 @@ class Authenticator:
         cache_key = (code, user_hint or "")
         cached = self._codes.get(cache_key)
         if cached is None or cached.expires_at < time.monotonic():
-            cached = _Cached(await self._load_code_principal(code, user_hint), time.monotonic() + self._cache_seconds, None)
+            principal, code_expires = await self._load_code_principal(code, user_hint)
+            cached = _Cached(principal, time.monotonic() + self._cache_seconds, code_expires)
             self._codes[cache_key] = cached
+        if cached.key_expires_at is not None and cached.key_expires_at <= time.time():
+            raise AuthenticationError("This organization code has expired; an OWNER or ADMIN can rotate it.", code="expired_organization_code")
         principal = cached.principal
         if acting_for and acting_for not in (principal.organization_id, principal.organization_slug):
             raise PermissionDenied("This organization code belongs to another organization.", code="organization_mismatch")
         return principal
 
-    async def _load_code_principal(self, code: str, user_hint: str | None) -> Principal:
+    async def _load_code_principal(self, code: str, user_hint: str | None) -> tuple[Principal, float | None]:
+        """The code's principal, and when the code expires (epoch seconds; None: never)."""
         async with self._sessions() as session:
             row = (
                 await session.execute(
@@ -293,6 +303,9 @@ class Authenticator:
             ).first()
             if row is None or row[0].revoked_at is not None:
                 raise AuthenticationError("Unknown or revoked organization code.", code="invalid_organization_code")
+            code_expires = codes.aware(row[0].expires_at)
+            if code_expires is not None and code_expires <= utcnow():
+                raise AuthenticationError("This organization code has expired; an OWNER or ADMIN can rotate it.", code="expired_organization_code")
             org = row[1]
             if not org.allow_code_auth:
                 raise PermissionDenied(
@@ -310,19 +323,20 @@ class Authenticator:
                     raise PermissionDenied("x-user-id is not a member of this organization.", code="not_a_member")
                 role = membership.role
                 permissions = CODE_PERMISSIONS & permissions_for(role)
-        return _org_principal(
+        principal = _org_principal(
             org,
             user_id=user_hint,
             role=role,
             permissions=permissions,
             via="code",
         )
+        return principal, code_expires.timestamp() if code_expires else None
 
     def forget(self) -> None:
         """Drop every cached lookup (after a revocation or an organization change here)."""
         self._keys.clear()
+        self._key_loads.forget()
         self._orgs.clear()
-        self._users.clear()
         self._codes.clear()
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -20,37 +20,60 @@ from aibroker.gateway.http import services
 from aibroker.kit.clock import utcnow
 from aibroker.kit.money import to_micros
 from aibroker.models import ApiKey, Organization
+from aibroker.routing.router import known_profiles
 from aibroker.tenancy import service
 from aibroker.tenancy.auth import Principal
 from aibroker.tenancy.roles import Permission
+from aibroker.tenancy.routing_authority import check_grant
 from aibroker.tenancy.scoped import get_scoped
 
 router = APIRouter(tags=["Organizations and keys"])
 
 
+# Bounds that fit the columns: INTEGER (32-bit) and BIGINT (64-bit) alike.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+ProfileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+GroupKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
 class KeyLimits(BaseModel):
     """A key's own limits, applied on top of its organization's plan (null: none of its own)."""
 
-    rpm: int | None = Field(default=None, ge=1, description="This key's own requests-per-minute limit (on top of the plan's).")
-    rph: int | None = Field(default=None, ge=1, description="This key's own requests-per-hour limit.")
-    tpm: int | None = Field(default=None, ge=1, description="This key's own tokens-per-minute limit.")
-    monthly_token_quota: int | None = Field(default=None, ge=1, description="Tokens per calendar month (UTC) for this key.")
-    daily_token_quota: int | None = Field(default=None, ge=1, description="Tokens per calendar day (UTC) for this key.")
-    monthly_request_quota: int | None = Field(default=None, ge=1, description="Requests per calendar month (UTC) for this key.")
-    daily_request_quota: int | None = Field(default=None, ge=1, description="Requests per calendar day (UTC) for this key.")
+    rpm: int | None = Field(default=None, ge=1, le=INT32_MAX, description="This key's own requests-per-minute limit (on top of the plan's).")
+    rph: int | None = Field(default=None, ge=1, le=INT32_MAX, description="This key's own requests-per-hour limit.")
+    tpm: int | None = Field(default=None, ge=1, le=INT32_MAX, description="This key's own tokens-per-minute limit.")
+    monthly_token_quota: int | None = Field(default=None, ge=1, le=INT64_MAX, description="Tokens per calendar month (UTC) for this key.")
+    daily_token_quota: int | None = Field(default=None, ge=1, le=INT64_MAX, description="Tokens per calendar day (UTC) for this key.")
+    monthly_request_quota: int | None = Field(default=None, ge=1, le=INT32_MAX, description="Requests per calendar month (UTC) for this key.")
+    daily_request_quota: int | None = Field(default=None, ge=1, le=INT32_MAX, description="Requests per calendar day (UTC) for this key.")
 
 
 KEY_LIMITS = tuple(KeyLimits.model_fields)
 
 
-class KeyCreate(KeyLimits):
+class KeyRouting(BaseModel):
+    """The key's routing authority. Only the platform (or a caller holding it) grants it: a
+    profile or group can lift the plan's limits."""
+
+    profile: ProfileName | None = Field(default=None, description="The routing profile this key's requests run with (null: `default`).")
+    allowed_profiles: list[ProfileName] | None = Field(
+        default=None, max_length=50, description="Profiles this key's requests may name (`x-aibroker-profile` / body `profile`).")
+    allowed_groups: list[GroupKey] | None = Field(
+        default=None, max_length=50, description="Groups this key's requests may name (`x-aibroker-group` / body `group`).")
+
+
+KEY_ROUTING = tuple(KeyRouting.model_fields)
+
+
+class KeyCreate(KeyLimits, KeyRouting):
     name: str = Field(default="default", min_length=1, max_length=120)
     expires_at: dt.datetime | None = Field(default=None, description="Optional expiry (ISO datetime, UTC if no zone).")
-    default_feature: str | None = Field(default=None, description="Feature used when a request names none.")
+    default_feature: str | None = Field(default=None, min_length=1, max_length=80, description="Feature used when a request names none.")
 
 
-class KeyUpdate(KeyLimits):
-    """Only the fields sent change; send null to remove one of the key's own limits."""
+class KeyUpdate(KeyLimits, KeyRouting):
+    """Only the fields sent change; send null to remove one of the key's own limits (or its profile, allowed profiles or groups)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
 
@@ -70,23 +93,54 @@ class KeyInfo(BaseModel):
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     limits: dict[str, int | None] = Field(default_factory=dict, description="The key's own limits (null: none).")
+    profile: str | None = Field(default=None, description="The routing profile its requests run with (null: `default`).")
+    allowed_profiles: list[str] = Field(default_factory=list, description="Profiles its requests may name.")
+    allowed_groups: list[str] = Field(default_factory=list, description="Groups its requests may name.")
 
 
 def _key_info(key: ApiKey) -> KeyInfo:
     return KeyInfo(id=key.id, name=key.name, prefix=key.display_prefix, created_at=key.created_at, expires_at=key.expires_at,
-                   revoked_at=key.revoked_at, limits={name: getattr(key, name) for name in KEY_LIMITS})
+                   revoked_at=key.revoked_at, limits={name: getattr(key, name) for name in KEY_LIMITS},
+                   profile=key.profile, allowed_profiles=list(key.allowed_profiles or []), allowed_groups=list(key.allowed_groups or []))
+
+
+def _routing_changes(request: Request, who: Principal, changes: dict) -> dict:
+    """The routing fields of a create / update, checked: known profiles, and nothing the
+    caller could not use itself (403 `profile_not_allowed`)."""
+    routing = {name: changes[name] for name in KEY_ROUTING if name in changes}
+    profiles = [*(routing.get("allowed_profiles") or [])]
+    if "profile" in routing:
+        profiles.append(routing["profile"])
+    check_grant(who, services(request).settings.accounts.role_profiles, profiles=profiles, groups=routing.get("allowed_groups") or [])
+    known = known_profiles(services(request))
+    for name in profiles:
+        if name is not None and name not in known:
+            raise InvalidRequest(f"Unknown profile '{name}'. Known profiles: {', '.join(sorted(known))}.",
+                                 param="profile", code="unknown_profile")
+    for name in ("allowed_profiles", "allowed_groups"):
+        if routing.get(name) is not None:
+            routing[name] = sorted(set(routing[name]))
+    return routing
 
 
 class OrganizationCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     slug: str | None = Field(default=None, max_length=80)
-    plan: str = "free"
-    credit: Decimal | None = Field(default=None, ge=0, description="Initial wallet credit in USD.")
+    plan: str = Field(default="free", min_length=1, max_length=40)
+    # Up to a billion USD, in whole micros: fits the wallet's BIGINT with room to spare.
+    credit: Decimal | None = Field(default=None, ge=0, le=Decimal(10**9), decimal_places=6, allow_inf_nan=False,
+                                   description="Initial wallet credit in USD.")
 
 
 @router.post("/api/keys", response_model=KeyCreated, status_code=201)
-async def create_key(body: KeyCreate, who: Principal = Depends(require(Permission.MANAGE_KEYS)), session: AsyncSession = Depends(db_session, scope="function")) -> KeyCreated:
-    """Create an API key for the caller's organization. The key is returned once."""
+async def create_key(
+    body: KeyCreate, request: Request, who: Principal = Depends(require(Permission.MANAGE_KEYS)),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> KeyCreated:
+    """Create an API key for the caller's organization. The key is returned once. `profile`,
+    `allowed_profiles` and `allowed_groups` are granted by the platform's service key (a caller
+    may only pass on what it holds itself: else 403 `profile_not_allowed`)."""
+    routing = _routing_changes(request, who, body.model_dump(include=set(KEY_ROUTING), exclude_unset=True))
     expires = body.expires_at
     if expires is not None:
         expires = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
@@ -94,7 +148,7 @@ async def create_key(body: KeyCreate, who: Principal = Depends(require(Permissio
             raise InvalidRequest("expires_at must be in the future", param="expires_at")
     issued = await service.create_api_key(
         session, organization_id=who.organization_id, name=body.name, expires_at=expires, default_feature=body.default_feature,
-        limits=body.model_dump(include=set(KEY_LIMITS)),
+        limits=body.model_dump(include=set(KEY_LIMITS)), routing=routing,
     )
     return KeyCreated(id=issued.id, key=issued.key, name=body.name, expires_at=expires)
 
@@ -111,12 +165,14 @@ async def update_key(
     key_id: str, body: KeyUpdate, request: Request, who: Principal = Depends(require(Permission.MANAGE_KEYS)),
     session: AsyncSession = Depends(db_session, scope="function"),
 ) -> KeyInfo:
-    """Change a key's name or its own limits and quotas (only the fields sent; null removes a limit).
-    Counters already used in the current window keep counting against the new limit."""
+    """Change a key's name, its own limits and quotas, or (the platform) its routing profile,
+    allowed profiles and groups: only the fields sent; null removes one. Counters already used
+    in the current window keep counting against the new limit."""
     key = await get_scoped(session, ApiKey, who.organization_id, key_id, what="API key")
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] is None:
         raise InvalidRequest("name cannot be null", param="name")
+    changes.update(_routing_changes(request, who, changes))
     for name, value in changes.items():
         setattr(key, name, value)
     await session.flush()
@@ -125,6 +181,7 @@ async def update_key(
     limits = services(request).limits
     if limits is not None:
         limits.tenants.forget()  # this process applies the new limits at once; others within auth_cache_seconds
+    services(request).auth.forget()  # and the key's new routing profile
     return info
 
 

@@ -8,13 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from aibroker.deps import db_session
-from aibroker.errors import InvalidRequest
+from aibroker.errors import InvalidRequest, NotFound, PermissionDenied
 from aibroker.gateway.http import authenticate, services
 from aibroker.kit.clock import utcnow
 from aibroker.models import Membership, Organization, User
 from aibroker.tenancy import codes, users
 from aibroker.tenancy.auth import Principal, bearer_token
-from aibroker.tenancy.roles import Permission
+from aibroker.tenancy.roles import CODE_MANAGER_ROLES, Permission
 from aibroker.tenancy.scoped import scoped
 from aibroker.tenancy.tokens import looks_like_jwt, verify_access_token
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["Organizations and members"])
 
 class InvitationCreate(BaseModel):
     email: str = Field(max_length=320, description="Who is invited.")
-    role: str = Field(default="MEMBER", description="ADMIN, AGENT, DISTRIBUTOR or MEMBER.")
+    role: str = Field(default="MEMBER", max_length=20, description="ADMIN, AGENT, DISTRIBUTOR or MEMBER.")
     accept_url: str | None = Field(default=None, max_length=500, description="Your app's page that posts the token to /api/invitations/accept.")
 
 
@@ -35,6 +35,11 @@ class InvitationAccept(BaseModel):
 
 class CodeBody(BaseModel):
     code: str = Field(max_length=40, description="The 10-character organization code.")
+
+
+class CodeRotate(BaseModel):
+    expires_in_days: int | None = Field(default=None, ge=1, le=36500,
+                                        description="Days the new code stays valid (default AIBROKER_ORGANIZATION_CODE_DAYS).")
 
 
 class CreateFromCode(BaseModel):
@@ -130,19 +135,65 @@ async def accept_invitation(body: InvitationAccept, request: Request, session: A
             "access_token": pair.access_token, "refresh_token": pair.refresh_token, "token_type": "bearer"}
 
 
+async def _code_manager(request: Request, organization_id: str) -> Principal:
+    """The caller, when it is the organization's OWNER or ADMIN (or the platform): the code is a credential."""
+    who = await authenticate(request, acting_for=organization_id)
+    if who.role not in CODE_MANAGER_ROLES:
+        raise PermissionDenied("Only an OWNER or ADMIN can read or change the organization code.", code="role_not_allowed")
+    return who
+
+
+def _code_view(row) -> dict:  # type: ignore[no-untyped-def]
+    return {"code": row.code, "created_at": row.created_at, "expires_at": codes.aware(row.expires_at), "redeemed": row.redeemed_at is not None}
+
+
+@router.get("/api/organizations/{organization_id}/code")
+async def get_code(organization_id: str, request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict:
+    """The organization's current code (OWNER / ADMIN only); 404 when it has none in force."""
+    who = await _code_manager(request, organization_id)
+    row = await codes.current_code(session, who.organization_id)
+    if row is None:
+        raise NotFound("this organization has no organization code in force", code="no_organization_code")
+    return _code_view(row)
+
+
+@router.post("/api/organizations/{organization_id}/code/rotate")
+async def rotate_code(organization_id: str, request: Request, body: CodeRotate | None = None,
+                      session: AsyncSession = Depends(db_session, scope="function")) -> dict:
+    """A new organization code (OWNER / ADMIN only); the previous one stops authenticating and
+    redeeming at once here, within AIBROKER_AUTH_CACHE_SECONDS on other processes."""
+    who = await _code_manager(request, organization_id)
+    row = await codes.rotate_code(session, organization_id=who.organization_id, days=body.expires_in_days if body else None)
+    view = _code_view(row)
+    await session.commit()
+    services(request).auth.forget()
+    return view
+
+
+@router.delete("/api/organizations/{organization_id}/code", status_code=204)
+async def revoke_code(organization_id: str, request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> None:
+    """Revoke the organization code (OWNER / ADMIN only): it no longer authenticates nor redeems."""
+    who = await _code_manager(request, organization_id)
+    if not await codes.revoke_codes(session, who.organization_id):
+        raise NotFound("this organization has no organization code in force", code="no_organization_code")
+    await session.commit()
+    services(request).auth.forget()
+
+
 @router.post("/api/organizations/validate-code")
 @router.post("/api/payments/validate-code", include_in_schema=False)
 async def validate_code(body: CodeBody, session: AsyncSession = Depends(db_session, scope="function")) -> dict:
     """Whether an organization code is valid, and the organization it names."""
     row, org = await codes.find_code(session, body.code)
-    return {"valid": True, "code": row.code, "redeemed": row.redeemed_at is not None,
+    return {"valid": True, "code": row.code, "redeemed": row.redeemed_at is not None, "expires_at": codes.aware(row.expires_at),
             "organization": {"id": org.id, "name": org.name, "plan": org.plan.upper(), "status": org.status.upper()}}
 
 
 @router.post("/api/organizations/create-from-code", status_code=201)
 async def create_from_code(body: CreateFromCode, request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict:
     """Take ownership of a paid organization with its code: the signed-in user (or a new
-    account from `email`/`password`/`name`) becomes its OWNER. A code works here once."""
+    account from `email`/`password`/`name`) becomes its first OWNER. Only an organization
+    without members can be taken (otherwise 409 `organization_has_members`); a code works here once."""
     codes.normalize_code(body.code)
     user_id = _signed_in_user(request)
     user = await session.get(User, user_id) if user_id else None

@@ -48,6 +48,10 @@ API_KEY_PERMISSIONS: frozenset[str] = frozenset(
 # `x-organization-code` header: the AI and usage only; never an administrative operation.
 CODE_PERMISSIONS: frozenset[str] = frozenset({Permission.USE_AI_BROKER, Permission.VIEW_USAGE})
 
+# Who may read, rotate or revoke the organization code (a credential that can create the
+# first owner): OWNER and ADMIN, and the platform (SUPER_ADMIN). Not a DISTRIBUTOR, though it pays.
+CODE_MANAGER_ROLES: frozenset[str] = frozenset({Role.OWNER, Role.ADMIN, SUPER_ADMIN})
+
 # Roles an inviter may hand out: nobody can invite an OWNER; only an OWNER invites an ADMIN.
 INVITABLE_ROLES = (Role.ADMIN, Role.AGENT, Role.DISTRIBUTOR, Role.MEMBER)
 
@@ -58,12 +62,23 @@ def permissions_for(role: str | None, *, super_admin: bool = False) -> frozenset
     return ROLE_PERMISSIONS.get(role or "", frozenset())
 
 
+# Seed 000 names the roles in Spanish: accepted wherever a role is given, answered canonically.
+ROLE_ALIASES: dict[str, Role] = {"PROPIETARIO": Role.OWNER, "AGENTE": Role.AGENT, "DISTRIBUIDOR": Role.DISTRIBUTOR,
+                                 "ADMINISTRADOR": Role.ADMIN, "MIEMBRO": Role.MEMBER}
+# Who outranks whom: nobody grants a role above their own (AGENT and DISTRIBUTOR are peers).
+ROLE_RANK: dict[str, int] = {Role.OWNER: 4, Role.ADMIN: 3, Role.AGENT: 2, Role.DISTRIBUTOR: 2, Role.MEMBER: 1, SUPER_ADMIN: 5}
+
+
 def parse_role(value: str) -> Role:
+    name = value.strip().upper() if isinstance(value, str) else ""
+    if name in ROLE_ALIASES:
+        return ROLE_ALIASES[name]
     try:
-        return Role(value.strip().upper())
+        return Role(name)
     except ValueError:
         from aibroker.errors import InvalidRequest
 
         raise InvalidRequest(
-            f"unknown role '{value}'; one of {', '.join(r.value for r in Role)}", param="role"
+            f"unknown role '{value}'; one of {', '.join(r.value for r in Role)} "
+            f"(or {', '.join(ROLE_ALIASES)})", param="role", code="unknown_role",
         ) from None

@@ -3,12 +3,14 @@ their rotation: `aibroker secrets rotate` re-seals every registered table from t
 to the current one, in one transaction (all or nothing).
 
 Each domain that stores sealed secrets registers a `Sealer`: the model (with a `key_id`
-column) and a function re-sealing one row in place. Built-in: BYOK provider keys and
-messaging channel tokens; `register()` adds more."""
+column), a function re-sealing one row in place and, where only some rows hold a secret,
+the filter that picks them. Built-in: BYOK provider keys, messaging channel tokens and the
+sealed part of events (invitation links); `register()` adds more."""
 
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ class Sealer:
     name: str
     model: type[Any]
     reseal: Callable[[Any, str, str], None]  # (row, old_secret, new_secret) -> None, in place
+    only: Any = None  # a WHERE clause: the rows that hold a sealed secret (None: every row)
 
 
 _registered: dict[str, Sealer] = {}
@@ -43,10 +46,31 @@ def _reseal_provider_credential(row: Any, old: str, new: str) -> None:
     row.key_id = crypto.key_id(new)
 
 
+# -- events: what only the webhook receiver may read (an invitation's accept link) -----------
+
+
+def _event_context(event_id: str) -> str:
+    return f"event:{event_id}"  # AAD: a sealed payload copied to another event won't open
+
+
+def seal_event_data(event_id: str, data: dict[str, Any], secret: str) -> tuple[bytes, str]:
+    """(sealed_payload, key_id) for an event's webhook-only fields."""
+    return crypto.seal(json.dumps(data), secret, context=_event_context(event_id)), crypto.key_id(secret)
+
+
+def open_event_data(event_id: str, sealed: bytes, secret: str) -> dict[str, Any]:
+    return json.loads(crypto.unseal(bytes(sealed), secret, context=_event_context(event_id)))  # type: ignore[no-any-return]
+
+
+def _reseal_event(row: Any, old: str, new: str) -> None:
+    row.sealed_payload, row.key_id = seal_event_data(row.id, open_event_data(row.id, row.sealed_payload, old), new)
+
+
 def _builtin() -> None:
-    from aibroker.models import ProviderCredential
+    from aibroker.models import Event, ProviderCredential
 
     register(Sealer("provider_credentials", ProviderCredential, _reseal_provider_credential))
+    register(Sealer("events", Event, _reseal_event, only=Event.sealed_payload.is_not(None)))
     try:  # the messaging domain's channel tokens (its own reseal keeps its AAD rules)
         channels = importlib.import_module("aibroker.messaging.channels")
         model = importlib.import_module("aibroker.models").ChannelConnection
@@ -77,7 +101,8 @@ def rotate(engine: Engine, *, old_secret: str, new_secret: str) -> RotationRepor
     current: dict[str, int] = {}
     with Session(engine) as session, session.begin():
         for sealer in sealers():
-            rows = session.scalars(select(sealer.model).with_for_update()).all()
+            query = select(sealer.model) if sealer.only is None else select(sealer.model).where(sealer.only)
+            rows = session.scalars(query.with_for_update()).all()
             resealed[sealer.name] = current[sealer.name] = 0
             for row in rows:
                 if row.key_id == new_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,6 +88,7 @@ async def create_api_key(
     expires_at=None,  # type: ignore[no-untyped-def]
     default_feature: str | None = None,
     limits: dict[str, int | None] | None = None,  # the key's own limits and quotas (endpoints.KeyLimits)
+    routing: dict[str, Any] | None = None,  # profile / allowed_profiles / allowed_groups, already checked
 ) -> IssuedKey:
     key = new_api_key()
     row = ApiKey(
@@ -98,6 +100,7 @@ async def create_api_key(
         expires_at=expires_at,
         default_feature=default_feature,
         **(limits or {}),
+        **(routing or {}),
     )
     session.add(row)
     await session.flush()

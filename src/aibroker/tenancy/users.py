@@ -36,6 +36,7 @@ from aibroker.tenancy.passwords import check_strength, hash_password, verify_pas
 from aibroker.tenancy.plans import ensure_room_for_user
 from aibroker.tenancy.roles import INVITABLE_ROLES, Role, parse_role
 from aibroker.tenancy.scoped import scoped
+from aibroker.tenancy.secrets import seal_event_data
 from aibroker.tenancy.tokens import hash_token, issue_access_token, new_refresh_token
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -222,11 +223,14 @@ async def invite(
         invited_by=invited_by, expires_at=utcnow() + dt.timedelta(days=settings.accounts.invitation_days),
     )
     session.add(invitation)
-    # No mail server here: the event is the outbox a notifier delivers. The link carries the
-    # token, so the payload is never logged; it holds the link for the mailer only.
-    link = f"{accept_url}?token={token}" if accept_url else None
-    session.add(Event(id=new_id("evt"), organization_id=organization.id, type="invitation.created",
-                      payload={"invitation_id": invitation.id, "email": email, "role": parsed.value, "link": link}))
+    # No mail server here: the event is the outbox the platform webhook delivers (it mails the
+    # invitee). The link carries the token, so it is sealed apart from the payload: only the
+    # webhook delivery carries it; /api/events (VIEW_USAGE) and logs never do.
+    event = Event(id=new_id("evt"), organization_id=organization.id, type="invitation.created",
+                  payload={"invitation_id": invitation.id, "email": email, "role": parsed.value, "has_link": bool(accept_url)})
+    if accept_url:
+        event.sealed_payload, event.key_id = seal_event_data(event.id, {"link": f"{accept_url}?token={token}"}, settings.server.secret_key)
+    session.add(event)
     await session.flush()
     return invitation, token
 
