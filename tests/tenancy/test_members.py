@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from aibroker.models import Event, Membership, Organization, RefreshToken
 from tests.support.accounts import bearer, signup
+from tests.support.broker import BrokerServer
 
 PASS = "member-pass-2024"
 
@@ -128,6 +129,26 @@ def test_a_removed_member_loses_access_and_refresh_tokens_at_once(broker, team):
     assert refreshed.status_code == 401, refreshed.text
     assert all(t.revoked_at is not None for t in broker.rows(RefreshToken, RefreshToken.user_id == agent["user_id"]))
     assert agent["user_id"] not in _roles(broker, team["org"])
+
+
+def test_a_removed_member_is_refused_at_once_by_every_process(broker, team):
+    """Another broker process on the same database had just served the member: it refuses the
+    member's token as soon as the removal commits, not after a cache expires."""
+    other = BrokerServer(broker.database_url)
+    other.start()
+    try:
+        agent = team["agent"]
+        with other.client() as elsewhere:
+            assert elsewhere.get("/api/ai/usage", headers=bearer(agent["access_token"])).status_code == 200
+            assert _delete(broker, team, "owner", agent["user_id"]).status_code == 200
+            after = elsewhere.get("/api/ai/usage", headers=bearer(agent["access_token"]))
+            demoted = _patch(broker, team, "owner", _uid(team, "admin"), "AGENT")
+            assert demoted.status_code == 200, demoted.text
+            admin_now = elsewhere.get(f"/api/organizations/{team['org']}/invitations", headers=bearer(team["admin"]["access_token"]))
+    finally:
+        other.stop()
+    assert after.status_code == 403 and after.json()["error"]["code"] == "no_organization", after.text
+    assert admin_now.status_code == 403, admin_now.text  # the former ADMIN lost the right at once
 
 
 def test_a_member_of_two_organizations_removed_from_one_keeps_the_other(broker, team):
