@@ -33,7 +33,7 @@ def _event(n: int, provider: str, type_: str, obj: dict, org: str | None = "org_
 @pytest.mark.parametrize("kind", DATABASES)
 def test_upgrade_backfills_payments_from_stored_events(kind: str, tmp_path: Path) -> None:
     url = _fresh_database(kind, tmp_path)
-    command.upgrade(alembic_config(url), "0014")
+    command.upgrade(alembic_config(url), "0013")
     recharge = {"id": "cs_old", "object": "checkout.session", "mode": "payment", "payment_status": "paid", "currency": "usd",
                 "amount_total": 2000, "client_reference_id": "org_a", "payment_intent": "pi_old",
                 "metadata": {"kind": "wallet_recharge", "amount_micros": "20000000", "organization_id": "org_a"}}
