@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Set up, migrate and serve on SQLite at 127.0.0.1:8080 with a demo organization.
+PORT ?= 8080
+
+## Set up, migrate and serve on SQLite at 127.0.0.1:$(PORT) (default 8080; make run PORT=8090) with a demo organization.
 run: $(STAMP)
-	$(BIN)/aibroker demo --host 127.0.0.1 --port 8080
+	$(BIN)/aibroker demo --host 127.0.0.1 --port $(PORT)
 
 ## Set up and run the whole test suite (PostgreSQL/Redis too when AIBROKER_TEST_* are set).
 test: $(STAMP)

@@ -48,6 +48,7 @@ class Services:
     limits: Any = None  # limits.admission.PlanAdmission: rate limits, quotas, input rules
     cache: Any = None  # cache.service.ResponseCache
     leases: LeaseBook | None = None  # this process's wallet leases (None: ledger off)
+    responses: Any = None  # gateway.formats.responses_store.ResponseStore: stored /v1/responses
     _lease_upkeep: asyncio.Task[None] | None = None
 
     @classmethod
@@ -157,6 +158,15 @@ def _start_event_deliverer(services: Services) -> asyncio.Task[None] | None:
     return asyncio.create_task(run(), name="event-deliverer")
 
 
+def _start_responses_purge(services: Services) -> asyncio.Task[None]:
+    """Purge stored /v1/responses past AIBROKER_RESPONSES_RETENTION_DAYS."""
+    from aibroker.gateway.formats.responses_store import ResponseStore, purge_forever
+
+    store = ResponseStore(services.db.sessions, services.settings.gateway.responses_retention_days)
+    services.responses = store  # the routes' store: one per process, so its writes batch
+    return asyncio.create_task(purge_forever(store), name="responses-purge")
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await Services.start(app.state.settings)
@@ -164,9 +174,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sweeper = asyncio.create_task(_sweep_holds_forever(services))
     catalog_reload = asyncio.create_task(_reload_catalog_forever(services))
     deliverer = _start_event_deliverer(services)
+    responses_purge = _start_responses_purge(services)
     try:
         yield
     finally:
+        responses_purge.cancel()
         sweeper.cancel()
         catalog_reload.cancel()
         if deliverer is not None:
@@ -186,6 +198,11 @@ def _routers() -> list[APIRouter]:
         media_endpoints,
         usage_endpoints,
     )
+    from aibroker.gateway.formats import completions as completions_format
+    from aibroker.gateway.formats import count_tokens as count_tokens_format
+    from aibroker.gateway.formats import moderations as moderations_format
+    from aibroker.gateway.formats import responses_endpoints
+    from aibroker.gateway.formats import speech as speech_format
     from aibroker.jobs import endpoints as jobs
     from aibroker.limits import plan_endpoints, quota_endpoints
     from aibroker.messaging import endpoints as messaging
@@ -204,6 +221,8 @@ def _routers() -> list[APIRouter]:
         organization_endpoints.router, payments.router, wallet.router, wallet.admin, byok.router, events.router,
         plan_endpoints.router, routing.router, messaging.router, webhook_endpoints.router, jobs.router, ops.router,
         catalog_admin.router, payment_history.router, members_endpoints.router,
+        responses_endpoints.router, completions_format.router,
+        count_tokens_format.router, moderations_format.router, speech_format.router,
     ]
 
 
@@ -221,5 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _fast_routes() -> dict[tuple[str, str], Any]:
     from aibroker.gateway import endpoints
+    from aibroker.gateway.formats import responses_endpoints
 
-    return {("POST", "/v1/chat/completions"): endpoints.chat_completions, ("POST", "/v1/embeddings"): endpoints.embeddings}
+    return {("POST", "/v1/chat/completions"): endpoints.chat_completions, ("POST", "/v1/embeddings"): endpoints.embeddings,
+            ("POST", "/v1/responses"): responses_endpoints.create_response}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import sys
 from decimal import Decimal
 from typing import Any
@@ -194,28 +196,64 @@ async def _demo_org() -> dict[str, Any]:
 DEMO_SLUG = "demo"
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is minted: a busy port fails first, cleanly."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server running there? "
+              f"Choose another port: aibroker demo --port {port + 1} (or make run PORT={port + 1})", code=3)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _demo_admin_token() -> str | None:
+    """A platform admin token for the demo's /api/admin/* routes, when none is configured
+    (then printed once); None when AIBROKER_ADMIN_TOKEN is already set."""
+    import secrets
+
+    if get_settings().server.admin_token:
+        return None
+    token = "adm_" + secrets.token_urlsafe(24)
+    os.environ["AIBROKER_ADMIN_TOKEN"] = token
+    get_settings.cache_clear()  # the app reads it from the environment
+    return token
+
+
 @app.command()
 def demo(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8080),
 ) -> None:
-    """Migrate, make a demo organization ($10 credit) and key, print how to call it, serve."""
-    from aibroker.migrations.runner import upgrade
+    """Bind the port, migrate, make a demo organization ($10 credit) and key, print how to call
+    it (and a platform admin token when none is set), serve. A busy port exits 3, minting nothing."""
+    import uvicorn
 
+    from aibroker.migrations.runner import upgrade
+    from aibroker.ops.logging import configure
+
+    sock = _bind(host, port)
+    admin_token = _demo_admin_token()
     upgrade()
     data = _run(_demo_org())
     key, base = data["api_key"], f"http://{host}:{port}"
     model = "mock-chat"
+    admin_line = (f"\nPlatform admin token (set for this run, /api/admin/*): AIBROKER_ADMIN_TOKEN={admin_token}"
+                  if admin_token else "")
     typer.echo(
         f"""
 aibroker is starting on {base} (database: {get_settings().database.database_url})
-Demo organization: {DEMO_SLUG}    API key (shown once): {key}
+Demo organization: {DEMO_SLUG}    API key (shown once): {key}{admin_line}
 
 curl {base}/v1/chat/completions \\
   -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
   -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
-python - <<'PY'
+.venv/bin/python - <<'PY'   # the openai package is in .venv (elsewhere: pip install openai)
 from openai import OpenAI
 client = OpenAI(base_url="{base}/v1", api_key="{key}")
 reply = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "Hello!"}}])
@@ -225,7 +263,11 @@ PY
 Set OPENAI_API_KEY (or ANTHROPIC_API_KEY, ...) to use real models; `mock-*` models always work.
 """
     )
-    serve(host=host, port=port, workers=1)
+    settings = get_settings()
+    configure(settings.server.log_level)
+    config = uvicorn.Config("aibroker.app:create_app", factory=True, loop="uvloop", http="httptools", access_log=False,
+                            log_config=None, log_level=settings.server.log_level.lower(), timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[sock])  # on the socket bound above
 
 
 def main() -> None:
@@ -244,6 +286,9 @@ def main() -> None:
     from aibroker.tenancy.cli import register as register_secrets
 
     register_secrets(app)
+    from aibroker.tenancy.org_cli import register as register_orgs
+
+    register_orgs(org_app)
     from aibroker.catalog.cli import register as register_catalog
 
     register_catalog(app)

@@ -64,6 +64,9 @@ class GatewaySettings(BaseSettings):
     # How often each process re-reads the catalog's price overrides (written by any process
     # or `aibroker catalog set`). A small table; 0 turns the reload off.
     catalog_reload_seconds: float = 10.0
+    # Days a stored /v1/responses response (store: true) stays retrievable and chainable
+    # (previous_response_id, item_reference) before it is purged; 0 keeps them until deleted.
+    responses_retention_days: int = Field(default=30, ge=0, le=3650)
 
 
 class BillingSettings(BaseSettings):

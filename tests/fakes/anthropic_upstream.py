@@ -144,7 +144,8 @@ class FakeAnthropic(FakeServer):
     def __init__(self, api_key: str | None = "sk-ant-test") -> None:
         self.api_key = api_key
         self._cache: set[str] = set()
-        super().__init__([Route("/v1/messages", self._messages, methods=["POST"])])
+        super().__init__([Route("/v1/messages", self._messages, methods=["POST"]),
+                          Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"])])
 
     def reset(self) -> None:
         super().reset()
@@ -187,6 +188,17 @@ class FakeAnthropic(FakeServer):
         if body.get("stream"):
             return StreamingResponse(self._events(message, fault), media_type="text/event-stream")
         return JSONResponse(message)
+
+    async def _count_tokens(self, request: Request) -> Response:
+        """Anthropic's token counting: the Messages request without max_tokens -> {"input_tokens"}."""
+        body, _fault, early = await self._admit(request)
+        if early is not None:
+            return early
+        if isinstance(body, dict) and (extra := [k for k in ("max_tokens", "stream", "temperature", "top_p") if k in body]):
+            return self._error(400, f"{extra[0]}: Extra inputs are not permitted")  # as Anthropic answers
+        if problem := _validate({"max_tokens": 1, **body} if isinstance(body, dict) else body):
+            return self._error(400, problem)
+        return JSONResponse({"input_tokens": count_input_tokens(body)})
 
     def _usage(self, body: dict[str, Any]) -> dict[str, int]:
         total = count_input_tokens(body)

@@ -101,6 +101,8 @@ class FakeOpenAI(FakeServer):
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/images/generations", self._images, methods=["POST"]),
             Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
+            Route("/v1/moderations", self._moderations, methods=["POST"]),
+            Route("/v1/audio/speech", self._speech, methods=["POST"]),
         ])
         self.api_key = api_key
         self.require_key = require_key  # False: a self-hosted server started without a key (vLLM, llama.cpp)
@@ -243,6 +245,52 @@ class FakeOpenAI(FakeServer):
             return JSONResponse({"task": "transcribe", "language": fields.get("language") or "english",
                                  "duration": seconds, "text": text, "segments": []})
         return JSONResponse({"text": text, "usage": {"type": "duration", "seconds": math.ceil(seconds)}})
+
+
+    async def _moderations(self, request: Request) -> Response:
+        """OpenAI's moderation object; `flagged` (violence) when a text says "kill"."""
+        body, _, early = await self._admit(request)
+        if early is not None:
+            return early
+        inputs = body.get("input") if isinstance(body, dict) else None
+        texts = [inputs] if isinstance(inputs, str) else inputs if isinstance(inputs, list) else None
+        if texts is None:
+            return _error(400, "'input' is required.")
+        model = {"omni-moderation-latest": "omni-moderation-2024-09-26"}.get(body.get("model") or "omni-moderation-latest",
+                                                                            body.get("model"))
+        return JSONResponse({"id": self._new_id("modr"), "model": model,
+                             "results": [moderation_result(str(t if isinstance(t, str) else t.get("text", ""))) for t in texts]})
+
+    async def _speech(self, request: Request) -> Response:
+        """Audio bytes: FAKE_SPEECH_BYTES_PER_CHAR per input character, with the format's MIME type."""
+        body, _, early = await self._admit(request)
+        if early is not None:
+            return early
+        if not isinstance(body, dict) or not body.get("model") or not body.get("input") or not body.get("voice"):
+            return _error(400, "'model', 'input' and 'voice' are required.")
+        fmt = body.get("response_format") or "mp3"
+        return Response(fake_speech(body["input"]), media_type=SPEECH_MIME.get(fmt, "application/octet-stream"))
+
+
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+                         "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors",
+                         "violence", "violence/graphic")
+SPEECH_MIME = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac", "wav": "audio/wav",
+               "pcm": "audio/pcm"}
+FAKE_SPEECH_BYTES_PER_CHAR = 40
+
+
+def moderation_result(text: str) -> dict[str, Any]:
+    violent = "kill" in text.lower()
+    categories = {c: violent and c == "violence" for c in MODERATION_CATEGORIES}
+    return {"flagged": violent, "categories": categories,
+            "category_scores": {c: 0.97 if flagged else 0.0002 for c, flagged in categories.items()},
+            "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES}}
+
+
+def fake_speech(text: str) -> bytes:
+    block = (b"ID3" + hashlib.sha256(text.encode()).digest()).ljust(FAKE_SPEECH_BYTES_PER_CHAR, b"\0")
+    return block * len(text)
 
 
 # 1x1 transparent PNG, what the fake "draws"

@@ -14,6 +14,8 @@ CHAT = "chat"
 EMBEDDING = "embedding"
 IMAGE = "image"  # image generation (/v1/images/generations), priced per image
 AUDIO = "audio"  # transcription (/v1/audio/transcriptions), priced per audio minute
+SPEECH = "speech"  # text to speech (/v1/audio/speech), priced per 1M input characters
+MODERATION = "moderation"  # /v1/moderations; free at OpenAI (recorded at cost 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class ModelEntry:
     # ("quality/size" | "quality" | "size", micros per image): finer image prices
     image_micros_by: tuple[tuple[str, int], ...] = ()
     audio_minute_micros: int = 0  # per minute of transcribed audio
+    speech_micros_per_m_chars: int = 0  # per 1M characters of text spoken (text to speech)
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -52,6 +55,8 @@ class ModelEntry:
             prices["image"] = f"{self.image_micros / 1e6:.6f}".rstrip("0").rstrip(".")
         if self.audio_minute_micros:
             prices["audio_minute"] = f"{self.audio_minute_micros / 1e6:.6f}".rstrip("0").rstrip(".")
+        if self.speech_micros_per_m_chars:
+            prices["character"] = per_token(self.speech_micros_per_m_chars)  # USD per input character
         return prices
 
 
@@ -66,12 +71,13 @@ def _entry(provider: str, name: str, spec: dict[str, Any]) -> ModelEntry:
         cached_input_micros_per_m=price_to_micros(spec.get("cached_input", spec.get("input"))),
         cache_write_micros_per_m=price_to_micros(spec.get("cache_write", spec.get("input"))),
         context_length=int(spec.get("context", 8192)),
-        max_output_tokens=int(spec.get("max_output", 0 if spec.get("kind") in (EMBEDDING, IMAGE, AUDIO) else 4096)),
+        max_output_tokens=int(spec.get("max_output", 0 if spec.get("kind") in (EMBEDDING, IMAGE, AUDIO, SPEECH, MODERATION) else 4096)),
         capabilities=frozenset(spec.get("capabilities", [])),
         # USD per unit -> micros: the same decimal-to-micros conversion as per-1M prices
         image_micros=price_to_micros(spec.get("per_image")),
         image_micros_by=tuple((str(k), price_to_micros(v)) for k, v in (spec.get("per_image_by") or {}).items()),
         audio_minute_micros=price_to_micros(spec.get("per_audio_minute")),
+        speech_micros_per_m_chars=price_to_micros(spec.get("per_1m_characters")),
     )
 
 

@@ -3,7 +3,9 @@ route -> capability check -> admit -> hold -> call (retries, fallbacks) -> settl
 
 Prices are per unit, from the catalog: per image (optionally per quality/size) and per
 minute of audio. Usage records say endpoint "images" (output_tokens = images returned) or
-"audio" (input_tokens = seconds of audio billed).
+"audio" (input_tokens = seconds of audio billed), "speech" (input_tokens = characters spoken,
+priced per 1M characters: known before the call, so the hold is the exact cost) or
+"moderations" (free, as OpenAI's: recorded at cost 0).
 
 How long is an audio file? (the hold must be a true upper bound, before the call)
 - WAV: read from its header (stdlib `wave`): exact; held and billed as such.
@@ -21,18 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 from aibroker.billing.batch import Settled
 from aibroker.billing.pricing import Cost
-from aibroker.catalog.registry import AUDIO, IMAGE, ModelEntry
+from aibroker.catalog.registry import AUDIO, IMAGE, MODERATION, SPEECH, ModelEntry
+from aibroker.errors import InvalidRequest
 from aibroker.gateway.context import CallContext
-from aibroker.gateway.validation import check_audio, check_images
+from aibroker.gateway.streaming import echo_model
+from aibroker.gateway.validation import check_audio, check_images, check_moderation, check_speech
 from aibroker.kit.audio import wav_seconds
 from aibroker.kit.money import BPS, ceil_div
-from aibroker.providers.base import AudioFile, Call, Provider, Usage
+from aibroker.providers.base import AudioFile, Call, Provider, SpeechAudio, Usage
 from aibroker.providers.errors import ProviderBadRequest
 
 if TYPE_CHECKING:
     from aibroker.gateway.service import Answer, Gateway
 
 MIN_AUDIO_BITRATE = 8_000  # bits per second assumed for the hold of a non-WAV file
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"  # OpenAI's default
+FREE = Cost(provider_micros=0, billed_micros=0, margin_bps=0)
 BROKER_FIELDS = ("feature", "cache", "aibroker", "user_name")
 
 
@@ -153,6 +159,49 @@ class MediaGateway:
         )
         return answer, billed[0]
 
+    async def moderate(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
+        """Free (cost 0) but admitted, counted and recorded like any call. No input rules:
+        moderating a blocked text is the point."""
+        gateway = self.gateway
+        await gateway.load_byok(ctx)
+        chain = self._chain(ctx, body.get("model") or DEFAULT_MODERATION_MODEL, MODERATION, check_moderation)
+        calls = [(m, Call(m, _upstream_body(m, body), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
+        answer = await self._run(
+            ctx, body, chain, calls, 0, lambda p, c: _method(p, "moderate", c.model)(c), lambda _m, _r: (Usage(), FREE)
+        )
+        answer.body = echo_model(answer.body, body, answer.model)
+        return answer
+
+    def _speaks(self, model: ModelEntry, fmt: str) -> bool:
+        formats = getattr(self.gateway.pool.get(model.provider), "speech_formats", None)
+        return formats is None or fmt in formats
+
+    async def speak(self, ctx: CallContext, body: dict[str, Any]) -> tuple[Answer, SpeechAudio]:
+        """Billed per character of `input` at the catalog's per-1M-characters price."""
+        gateway = self.gateway
+        await gateway.load_byok(ctx)
+        gateway.admission.screen(ctx, body, SPEECH)
+        chain = self._chain(ctx, body.get("model"), SPEECH, check_speech)
+        fmt = body.get("response_format") or "wav"  # a provider that lists its formats defaults to wav
+        if not self._speaks(chain[0], fmt):
+            formats = getattr(gateway.pool.get(chain[0].provider), "speech_formats", ())
+            raise InvalidRequest(
+                f"The model '{chain[0].id}' answers response_format {' or '.join(formats)}, not '{fmt}'.",
+                param="response_format", code="unsupported_format",
+            )
+        chain = [chain[0], *(m for m in chain[1:] if self._speaks(m, fmt))]
+        chars = len(body["input"])
+        bound = max(self._cost(ctx, m, chars * m.speech_micros_per_m_chars, 1_000_000).billed_micros for m in chain)
+        calls = [(m, Call(m, _upstream_body(m, body), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
+        spoken: list[SpeechAudio] = []
+
+        def settle_as(model: ModelEntry, audio: SpeechAudio) -> tuple[Usage, Cost]:
+            spoken.append(audio)
+            return Usage(input_tokens=chars), self._cost(ctx, model, chars * model.speech_micros_per_m_chars, 1_000_000)
+
+        answer = await self._run(ctx, body, chain, calls, bound, lambda p, c: _method(p, "speech", c.model)(c), settle_as)
+        return answer, spoken[0]
+
     async def _run(
         self,
         ctx: CallContext,
@@ -180,5 +229,5 @@ class MediaGateway:
         gateway.observe(ctx, done.model, usage, cost)
         await gateway.admission.settle(ctx, ticket, done.model, usage)
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
-        body_out = done.value.body
+        body_out = getattr(done.value, "body", None) or {}  # speech answers bytes, not a body
         return Answer(body_out, done.model, billed, settled.balance_after, usage, done.attempts, {**ticket.headers, "x-aibroker-cache": ctx.cache_status})

@@ -33,6 +33,7 @@ from aibroker.gateway.hooks import (
     Router,
     Ticket,
 )
+from aibroker.gateway.streaming import echo_model
 from aibroker.gateway.usage_rows import usage_row
 from aibroker.gateway.validation import (
     body_for,
@@ -314,7 +315,7 @@ class Gateway:
         ticket = await self.admit(ctx, primary, body)
         cached = await self.cache.get(ctx, primary, body, plan.kind)
         if cached is not None:
-            return await self._serve_cached(ctx, primary, cached, ticket)
+            return await self._serve_cached(ctx, primary, cached, ticket, body)
         hold = await self.hold(ctx, primary, plan.bound_micros, ticket)
         try:
             done = await self.runner.run(plan.calls, invoke, self._record_failure(ctx))
@@ -330,9 +331,11 @@ class Gateway:
         await self.admission.settle(ctx, ticket, done.model, result.usage)
         await self.cache.put(ctx, done.model, body, plan.kind, result.body)
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
-        return Answer(result.body, done.model, billed, settled.balance_after, result.usage, done.attempts, self._headers(ctx, ticket))
+        return Answer(echo_model(result.body, body, done.model), done.model, billed, settled.balance_after, result.usage, done.attempts, self._headers(ctx, ticket))
 
-    async def _serve_cached(self, ctx: CallContext, model: ModelEntry, body: dict[str, Any], ticket: Ticket) -> Answer:
+    async def _serve_cached(
+        self, ctx: CallContext, model: ModelEntry, body: dict[str, Any], ticket: Ticket, request: dict[str, Any]
+    ) -> Answer:
         """A cache hit is recorded like any request (cached: true) and billed by the cache's policy."""
         usage = usage_from_openai(body.get("usage"))
         cost = self.cache.hit_cost(ctx, model, usage, self.margin_for(ctx))
@@ -342,7 +345,7 @@ class Gateway:
         self.observe(ctx, model, usage, cost)
         await self.admission.settle(ctx, ticket, model, usage)
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
-        return Answer(body, model, billed, settled.balance_after, usage, 0, self._headers(ctx, ticket))
+        return Answer(echo_model(body, request, model), model, billed, settled.balance_after, usage, 0, self._headers(ctx, ticket))
 
     def _headers(self, ctx: CallContext, ticket: Ticket) -> dict[str, str]:
         return {**ticket.headers, "x-aibroker-cache": ctx.cache_status}
@@ -359,7 +362,7 @@ class Gateway:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         cached = await self.cache.get(ctx, primary, body, CHAT)
         if cached is not None:
-            answer = await self._serve_cached(ctx, primary, cached, ticket)
+            answer = await self._serve_cached(ctx, primary, cached, ticket, body)
             chunks = streaming.replay(answer.body, include_usage, answer.cost.billed_micros, answer.balance_micros)
             return StreamAnswer(chunks, primary, self._headers(ctx, ticket))
         hold = await self.hold(ctx, primary, plan.bound_micros, ticket)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aibroker.billing.batch import Settled
 from aibroker.billing.estimate import generated_tokens
 from aibroker.billing.leases import LocalHold
+from aibroker.catalog.registry import ModelEntry
 from aibroker.gateway.attempts import Attempted
 from aibroker.gateway.context import CallContext
 from aibroker.gateway.hooks import Ticket
@@ -53,6 +54,7 @@ class Relay:
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         iterator, first = self.done.value
+        echo = answered_model(self.body, self.done.model)
         settled = False
         status: str = "partial"
         error: BaseException | None = None
@@ -61,6 +63,8 @@ class Relay:
             while chunk is not None:
                 if chunk.get("usage"):
                     self.usage = usage_from_openai(chunk["usage"])
+                if echo is not None and "model" in chunk:
+                    chunk["model"] = echo  # the usage chunk copies the first one's
                 if chunk.get("choices"):
                     collect_text(chunk, self.pieces)
                     yield chunk
@@ -113,6 +117,19 @@ async def replay(body: dict[str, Any], include_usage: bool, cost: int, balance: 
         yield {**base, "choices": [{"index": choice.get("index", 0), "delta": {}, "finish_reason": choice.get("finish_reason")}]}
     if include_usage:
         yield {**base, "choices": [], "usage": body.get("usage"), "aibroker": {"cost_micros": cost, "balance_micros": balance, "cached": True}}
+
+
+def answered_model(request: dict[str, Any], served: ModelEntry) -> str | None:
+    """The `model` an answer names: what the client asked (`mock/mock-chat` or `mock-chat`)
+    when that names the model that served it; None (the upstream's own name stays) after a
+    fallback, `auto` or a default."""
+    requested = request.get("model")
+    return requested if isinstance(requested, str) and requested in (served.id, served.name) else None
+
+
+def echo_model(answer: dict[str, Any], request: dict[str, Any], served: ModelEntry) -> dict[str, Any]:
+    named = answered_model(request, served)
+    return {**answer, "model": named} if named and "model" in answer else answer
 
 
 async def _next(iterator: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aibroker.catalog.registry import AUDIO, CHAT, EMBEDDING, IMAGE, ModelEntry
+from aibroker.catalog.registry import AUDIO, CHAT, EMBEDDING, IMAGE, MODERATION, SPEECH, ModelEntry
 from aibroker.errors import InvalidRequest
 
 
@@ -59,7 +59,23 @@ def check_embedding(model: ModelEntry) -> None:
         )
 
 
-ROUTE_OF_KIND = {EMBEDDING: "/v1/embeddings", IMAGE: "/v1/images/generations", AUDIO: "/v1/audio/transcriptions"}
+ROUTE_OF_KIND = {EMBEDDING: "/v1/embeddings", IMAGE: "/v1/images/generations", AUDIO: "/v1/audio/transcriptions",
+                 SPEECH: "/v1/audio/speech", MODERATION: "/v1/moderations"}
+
+
+def check_kind(kind: str, examples: str) -> Any:
+    """A check that the model is of `kind` (speech, moderation), naming models that are."""
+    def check(model: ModelEntry) -> None:
+        if model.kind != kind:
+            raise InvalidRequest(
+                f"The model '{model.id}' is not a {kind} model; choose one such as {examples}.", param="model"
+            )
+
+    return check
+
+
+check_speech = check_kind(SPEECH, "'mock-tts', 'tts-1' or 'gpt-4o-mini-tts'")
+check_moderation = check_kind(MODERATION, "'mock-moderation' or 'omni-moderation-latest'")
 
 
 def check_images(model: ModelEntry) -> None:

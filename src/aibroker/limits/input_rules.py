@@ -85,7 +85,7 @@ def _text_slots(body: dict[str, Any], kind: str) -> Iterator[tuple[Any, Any]]:
         if isinstance(body.get("prompt"), str):
             yield body, "prompt"
         return
-    if kind == "embedding":
+    if kind in ("embedding", "speech"):  # the text to embed, or to speak
         value = body.get("input")
         if isinstance(value, str):
             yield body, "input"

@@ -21,6 +21,7 @@ from aibroker.models.routing import (
     RoutingProvider,
     RoutingState,
 )
+from aibroker.models.stored_response import StoredResponse
 from aibroker.models.usage_record import UsageRecord
 from aibroker.models.user import Invitation, Membership, RefreshToken, User
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
@@ -54,6 +55,7 @@ __all__ = [
     "RoutingPlanMatrix",
     "RoutingProvider",
     "RoutingState",
+    "StoredResponse",
     "Subscription",
     "UsageRecord",
     "User",

@@ -268,6 +268,17 @@ class AnthropicProvider:
                     return
         raise ProviderBadResponse(f"{self.name} stream ended before message_stop", provider=self.name)
 
+    async def count_tokens(self, call: Call) -> int:
+        """Anthropic's token counting (free): the Messages request without max_tokens or sampling."""
+        counted = {**call.body, "max_tokens": 1}
+        request = to_anthropic(Call(call.model, counted, call.api_key, call.extra_headers))
+        kept = {k: v for k, v in request.items() if k in ("model", "messages", "system", "tools", "tool_choice")}
+        data = await self._http.request_json("POST", "/v1/messages/count_tokens", body=kept, headers=self._headers(call))
+        tokens = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int):
+            raise ProviderBadResponse(f"{self.name} count_tokens answered without input_tokens", provider=self.name)
+        return tokens
+
     async def embed(self, call: Call) -> Result:
         raise ProviderBadRequest(
             f"Anthropic has no embeddings API: '{call.model.id}' cannot embed. Use an embedding model "

@@ -95,3 +95,27 @@ class ImageProvider(Protocol):
 class TranscriptionProvider(Protocol):
     async def transcribe(self, call: Call, audio: AudioFile) -> Transcription:
         """Transcribe `audio`; `call.body` holds the form fields (model, language, prompt, ...)."""
+
+
+class TokenCounter(Protocol):
+    async def count_tokens(self, call: Call) -> int:
+        """The input tokens `call.body` (an OpenAI-shaped chat request) would be billed for,
+        as the provider counts them (Anthropic's /v1/messages/count_tokens; free upstream)."""
+
+
+@dataclass(slots=True)
+class SpeechAudio:
+    """Spoken text: the audio bytes and their MIME type."""
+
+    content: bytes
+    content_type: str
+
+
+class SpeechProvider(Protocol):
+    async def speech(self, call: Call) -> SpeechAudio:
+        """Text to speech; `call.body` is OpenAI's /audio/speech request (model, input, voice, ...)."""
+
+
+class ModerationProvider(Protocol):
+    async def moderate(self, call: Call) -> Result:
+        """OpenAI's moderation object: {"id", "model", "results": [...]}; usage is empty (free)."""

@@ -13,6 +13,7 @@ from aibroker.providers.base import (
     AudioFile,
     Call,
     Result,
+    SpeechAudio,
     Transcription,
     Usage,
     usage_from_openai,
@@ -136,6 +137,20 @@ class OpenAICompatProvider:
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         seconds = data.get("duration") if data.get("duration") is not None else usage.get("seconds")
         return Transcription(body=data, seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
+
+    # -- moderation and speech: passed through ----------------------------------------
+
+    async def moderate(self, call: Call) -> Result:
+        data = await self._http.request_json("POST", "/moderations", body=call.body, headers=self._headers(call))
+        if not isinstance(data.get("results"), list):
+            raise ProviderBadResponse(f"{self.name} answered without results", provider=self.name)
+        return Result(body=data, usage=Usage())  # free upstream
+
+    async def speech(self, call: Call) -> SpeechAudio:
+        content, content_type = await self._http.request_bytes("/audio/speech", body=call.body, headers=self._headers(call))
+        if not content:
+            raise ProviderBadResponse(f"{self.name} answered without audio", provider=self.name)
+        return SpeechAudio(content, content_type)
 
     async def list_models(self) -> list[ModelEntry]:
         """GET /models (OpenAI list format): a self-hosted server's models as zero-cost catalog

@@ -98,7 +98,8 @@ class Upstream:
             raise ProviderBadResponse(f"{self.name} sent an unexpected body", provider=self.name)
         return data
 
-    async def _send(self, method: str, path: str, *, timeout: float | None = None, **kw: Any) -> dict[str, Any]:
+    async def _send_raw(self, method: str, path: str, *, timeout: float | None = None, **kw: Any) -> tuple[bytes, str]:
+        """The answer's bytes and content type; an HTTP error raised through the error mapper."""
         try:
             async with self._client().request(method, self.base_url + path, timeout=self._timeout(seconds=timeout), **kw) as response:
                 content = await response.read()
@@ -107,7 +108,15 @@ class Upstream:
             raise self._transport_error(exc) from exc
         if status >= 400:
             raise self._on_error(status, content, headers)
+        return content, headers.get("content-type", "application/octet-stream")
+
+    async def _send(self, method: str, path: str, *, timeout: float | None = None, **kw: Any) -> dict[str, Any]:
+        content, _ = await self._send_raw(method, path, timeout=timeout, **kw)
         return self._parse(content)
+
+    async def request_bytes(self, path: str, *, body: Any, headers: Headers | None = None) -> tuple[bytes, str]:
+        """POST JSON, answered with binary content (audio): (bytes, content type)."""
+        return await self._send_raw("POST", path, data=orjson.dumps(body), headers=dict(headers or {}))
 
     async def request_json(
         self, method: str, path: str, *, body: Any = None, headers: Headers | None = None, timeout: float | None = None

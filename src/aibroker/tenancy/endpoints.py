@@ -21,7 +21,7 @@ from aibroker.kit.clock import utcnow
 from aibroker.kit.money import to_micros
 from aibroker.models import ApiKey, Organization
 from aibroker.routing.router import known_profiles
-from aibroker.tenancy import service
+from aibroker.tenancy import org_admin, service
 from aibroker.tenancy.auth import Principal
 from aibroker.tenancy.roles import Permission
 from aibroker.tenancy.routing_authority import check_grant
@@ -223,23 +223,13 @@ async def admin_change_organization(
     org = await session.get(Organization, organization_id)
     if org is None:
         raise NotFound(f"no organization '{organization_id}'")
-    if body.plan is not None:
-        from aibroker.limits.plan_service import require_plan
-
-        await require_plan(session, body.plan.lower())
-        org.plan = body.plan.lower()
-    if body.status is not None:
-        org.status = body.status
-    if body.name is not None:
-        org.name = body.name.strip() or org.name
-    org.updated_at = utcnow()
+    view = await org_admin.change_organization(session, org, plan=body.plan, status=body.status, name=body.name)
     await session.commit()
     services(request).auth.forget()  # this process at once; others within AIBROKER_AUTH_CACHE_SECONDS
-    return {"id": org.id, "name": org.name, "slug": org.slug, "plan": org.plan, "status": org.status}
+    return view
 
 
 @router.get("/api/admin/organizations", dependencies=[Depends(require_admin)])
 async def admin_list_organizations(session: AsyncSession = Depends(db_session, scope="function")) -> dict:
     """Platform admin: every organization."""
-    rows = await session.scalars(select(Organization).order_by(Organization.created_at))
-    return {"data": [{"id": o.id, "name": o.name, "slug": o.slug, "plan": o.plan, "status": o.status} for o in rows]}
+    return {"data": await org_admin.list_organizations(session)}
