@@ -11,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aibroker.errors import BrokerError, InvalidRequest, PayloadTooLarge
+from aibroker.errors import BrokerError, InvalidRequest
+from aibroker.ops.body import read_body
 from aibroker.tenancy.auth import CODE_HEADER, CODE_USER_HEADER, ORG_HEADER, Principal
 from aibroker.tenancy.roles import Permission
 
@@ -58,13 +59,8 @@ def request_id(request: Request) -> str:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    limit = services(request).settings.server.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"The request body is {len(raw)} bytes; the limit is {limit} bytes.")
+    # Read while counting: a chunked body past the limit is refused before it is held whole.
+    raw = await read_body(request, services(request).settings.server.max_body_bytes)
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
