@@ -18,11 +18,6 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
 def client(broker, org):
     return anthropic.Anthropic(base_url=broker.url, api_key=org["api_key"], max_retries=0)
 

@@ -4,26 +4,11 @@ usage), billed and recorded like chat; what it does not serve is a 400, unbilled
 from __future__ import annotations
 
 import httpx
-import openai
 import pytest
 
-from aibroker.models import LedgerEntry, UsageRecord
+from aibroker.models import LedgerEntry
 from tests.fakes.openai_upstream import reply_text
-
-
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
-def _rows(broker, org_id):
-    broker.flush()
-    return sorted(broker.rows(UsageRecord, UsageRecord.organization_id == org_id), key=lambda r: r.id)
+from tests.support.usage import usage_rows
 
 
 def test_plain_completion_is_billed_and_recorded(broker, org, client):
@@ -35,7 +20,7 @@ def test_plain_completion_is_billed_and_recorded(broker, org, client):
     assert (choice.text, choice.index, choice.logprobs, choice.finish_reason) == (
         "Mock reply to: say hello to the broker", 0, None, "stop")
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (5 + 3, 8)
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.endpoint, row.status, row.model, row.input_tokens, row.output_tokens) == (
         "completions", "success", "mock/mock-chat", 8, 8)
     assert raw.headers["x-aibroker-cost-micros"] == str(row.billed_cost_micros) and row.billed_cost_micros > 0
@@ -48,7 +33,7 @@ def test_default_max_tokens_is_16_and_a_prompt_list_gets_a_choice_each(broker, o
     completion = client.completions.create(model="mock-chat", prompt=[words, "second one"])
     assert [c.index for c in completion.choices] == [0, 1]
     assert len(completion.choices[0].text.split()) == 16 and completion.choices[1].text == "Mock reply to: second one"
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert len(rows) == 2 and completion.usage.completion_tokens == sum(r.output_tokens for r in rows)
 
 
@@ -69,7 +54,7 @@ def test_streamed_completion_with_usage(broker, org, client):
     last = chunks[-1]
     assert last.choices == [] and last.usage.completion_tokens == plain.usage.completion_tokens
     assert last.model_extra["aibroker"]["cost_micros"] > 0
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [r.streamed for r in rows] == [False, True] and rows[0].billed_cost_micros == rows[1].billed_cost_micros
 
 
@@ -83,4 +68,4 @@ def test_unsupported_or_bad_bodies_are_400_unbilled(broker, org, extra, param):
     response = httpx.post(broker.url + "/v1/completions", json=body, headers={"authorization": f"Bearer {org['api_key']}"})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"].startswith(param)
-    assert [r.billed_cost_micros for r in _rows(broker, org["organization_id"])] in ([], [0])
+    assert [r.billed_cost_micros for r in usage_rows(broker, org["organization_id"])] in ([], [0])

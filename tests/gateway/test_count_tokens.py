@@ -34,11 +34,6 @@ def broker_env(broker_env, anthropic_upstream):
 
 
 @pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
 def client(broker, org):
     return anthropic.Anthropic(base_url=broker.url, api_key=org["api_key"], max_retries=0)
 

@@ -10,9 +10,10 @@ import wave
 import openai
 import pytest
 
-from aibroker.models import UsageRecord, Wallet
+from aibroker.models import Wallet
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FAKE_PNG, transcript_text
+from tests.support.usage import usage_rows
 
 MAX_AUDIO = 200_000
 GEMINI_KEY = "gemini-media-key"
@@ -55,21 +56,6 @@ def broker_env(broker_env, gemini_media):
     return {**broker_env, "AIBROKER_MAX_AUDIO_BYTES": str(MAX_AUDIO), "GEMINI_API_KEY": GEMINI_KEY, "GEMINI_BASE_URL": gemini_media.base_url}
 
 
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
-def _rows(broker, org_id):
-    broker.flush()
-    return sorted(broker.rows(UsageRecord, UsageRecord.organization_id == org_id), key=lambda r: r.id)
-
-
 def _wallet(broker, org_id):
     return broker.rows(Wallet, Wallet.organization_id == org_id)[0]
 
@@ -100,7 +86,7 @@ def test_mock_images_are_pngs_billed_per_image(broker, org, client):
     # mock-image: $0.01 per image; 2 images x 1.30
     assert raw.headers["x-aibroker-cost-micros"] == str(_billed(2 * 10_000)) == "26000"
     assert raw.headers["x-aibroker-balance-micros"] == str(10_000_000 - 26_000)
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.endpoint, row.model, row.status, row.output_tokens) == ("images", "mock/mock-image", "success", 2)
     assert (row.provider_cost_micros, row.billed_cost_micros) == (20_000, 26_000)
     wallet = _wallet(broker, org["organization_id"])
@@ -110,7 +96,7 @@ def test_mock_images_are_pngs_billed_per_image(broker, org, client):
 def test_mock_image_quality_price_and_url_format(broker, org, client):
     images = client.images.generate(model="mock/mock-image", prompt="x", quality="hd", response_format="url")
     assert images.data[0].url.startswith("data:image/png;base64,")
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert row.billed_cost_micros == _billed(20_000)  # per_image_by: hd -> $0.02
 
 
@@ -121,7 +107,7 @@ def test_openai_gpt_image_priced_by_quality_and_size(broker, org, client, upstre
     assert sent.body == {"model": "gpt-image-1", "prompt": "a lighthouse", "quality": "high", "size": "1024x1536"}
     # quality "auto": the hold covers the dearest price; the debit uses what the provider chose (medium 1024)
     client.images.generate(model="gpt-image-1", prompt="a boat", n=2)
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [r.billed_cost_micros for r in rows] == [_billed(250_000), _billed(2 * 42_000)]
     assert [r.output_tokens for r in rows] == [1, 2]
     wallet = _wallet(broker, org["organization_id"])
@@ -133,7 +119,7 @@ def test_dall_e_3_url_and_upstream_refusal_costs_nothing(broker, org, client, up
     assert image.data[0].url.startswith("https://")
     with pytest.raises(openai.BadRequestError, match="n=1"):
         client.images.generate(model="dall-e-3", prompt="two trees", n=2)
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [(r.status, r.billed_cost_micros) for r in rows] == [("success", _billed(80_000)), ("error", 0), ("error", 0)]
     wallet = _wallet(broker, org["organization_id"])
     assert (wallet.balance_micros, wallet.held_micros) == (10_000_000 - _billed(80_000), 0)
@@ -144,7 +130,7 @@ def test_images_need_the_images_capability(broker, org, client, upstream):
         client.images.generate(model="mock-chat", prompt="x")
     with pytest.raises(openai.BadRequestError, match="openai/gpt-4o-mini.*'images'"):
         client.images.generate(model="openai/gpt-4o-mini", prompt="x")
-    assert upstream.requests == [] and _rows(broker, org["organization_id"]) == []
+    assert upstream.requests == [] and usage_rows(broker, org["organization_id"]) == []
 
 
 def test_images_bad_input_and_insufficient_balance(broker, client):
@@ -162,7 +148,7 @@ def test_images_bad_input_and_insufficient_balance(broker, client):
     error = info.value.body["error"] if "error" in info.value.body else info.value.body
     # quality not given: the hold covers the dearest mock price (hd, $0.02) for both images
     assert error["available_micros"] == 20_000 and error["required_micros"] == _billed(2 * 20_000)
-    assert [(r.status, r.billed_cost_micros) for r in _rows(broker, poor["organization_id"])] == [("refused", 0)]
+    assert [(r.status, r.billed_cost_micros) for r in usage_rows(broker, poor["organization_id"])] == [("refused", 0)]
 
 
 # -- audio --------------------------------------------------------------------------------
@@ -174,7 +160,7 @@ def test_mock_transcription_of_wav_billed_per_second(broker, org, client):
     assert transcript.text == f"Mock transcription of memo.wav ({len(wav_bytes(3))} bytes)."
     # $0.006 per minute -> 3 s = 300 micros; x1.30 = 390
     assert raw.headers["x-aibroker-cost-micros"] == "390" and raw.headers["x-aibroker-audio-seconds"] == "3"
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.endpoint, row.model, row.input_tokens) == ("audio", "mock/mock-transcribe", 3)
     assert (row.provider_cost_micros, row.billed_cost_micros) == (300, 390)
     assert _wallet(broker, org["organization_id"]).held_micros == 0
@@ -201,7 +187,7 @@ def test_openai_whisper_wav_and_compressed(broker, org, client, upstream):
     }
     # An mp3 of 48,000 bytes: held as 48 s (8 kbps floor), billed at the 3 s the provider reports.
     client.audio.transcriptions.create(model="whisper-1", file=("talk.mp3", b"\xff\xfb" * 24_000))
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [r.input_tokens for r in rows] == [2, 3]
     assert [r.billed_cost_micros for r in rows] == [_billed(200), _billed(300)]
     wallet = _wallet(broker, org["organization_id"])
@@ -211,7 +197,7 @@ def test_openai_whisper_wav_and_compressed(broker, org, client, upstream):
 def test_upstream_refusal_passes_through_without_charge(broker, org, client):
     with pytest.raises(openai.BadRequestError, match="verbose_json"):
         client.audio.transcriptions.create(model="openai/gpt-4o-transcribe", file=("a.wav", wav_bytes(1)), response_format="verbose_json")
-    assert all(r.billed_cost_micros == 0 for r in _rows(broker, org["organization_id"]))
+    assert all(r.billed_cost_micros == 0 for r in usage_rows(broker, org["organization_id"]))
     assert _wallet(broker, org["organization_id"]).balance_micros == 10_000_000
 
 
@@ -232,7 +218,7 @@ def test_audio_bad_input(broker, org, client, upstream):
         assert no_file.status_code == 400 and "'file'" in no_file.json()["error"]["message"]
         not_multipart = http.post("/v1/audio/transcriptions", json={"model": "mock-transcribe"})
         assert not_multipart.status_code == 400
-    assert upstream.requests == [] and _rows(broker, org["organization_id"]) == []
+    assert upstream.requests == [] and usage_rows(broker, org["organization_id"]) == []
 
 
 def test_audio_insufficient_balance_is_402(broker):
@@ -241,7 +227,7 @@ def test_audio_insufficient_balance_is_402(broker):
     with pytest.raises(openai.APIStatusError) as info:
         client.audio.transcriptions.create(model="mock-transcribe", file=("long.wav", wav_bytes(10)))
     assert info.value.status_code == 402  # 10 s -> 1000 micros x 1.30 > 100
-    assert [(r.status, r.billed_cost_micros) for r in _rows(broker, poor["organization_id"])] == [("refused", 0)]
+    assert [(r.status, r.billed_cost_micros) for r in usage_rows(broker, poor["organization_id"])] == [("refused", 0)]
 
 
 def test_models_list_shows_unit_prices(client):
@@ -261,7 +247,7 @@ def test_gemini_image_model(broker, org, client, gemini_media):
     assert len(sent) == 2 and sent[0].path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
     assert sent[0].body["generationConfig"] == {"responseModalities": ["IMAGE"]}
     assert sent[0].body["contents"][0]["parts"] == [{"text": "a kite"}]
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.endpoint, row.provider, row.output_tokens, row.billed_cost_micros) == ("images", "gemini", 2, _billed(2 * 39_000))
 
 
@@ -272,7 +258,7 @@ def test_gemini_audio_understanding(broker, org, client, gemini_media):
     parts = sent.body["contents"][0]["parts"]
     assert "language is es" in parts[0]["text"]
     assert parts[1]["inlineData"] == {"mimeType": "audio/wav", "data": base64.b64encode(wav_bytes(4)).decode()}
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     # gemini-2.5-flash audio: $0.0025 a minute -> 4 s = 166.67 micros -> x1.30, rounded up once
     assert (row.endpoint, row.model, row.input_tokens) == ("audio", "gemini/gemini-2.5-flash", 4)
     assert (row.provider_cost_micros, row.billed_cost_micros) == (167, -(-4 * 2_500 * 13_000 // (60 * 10_000)))

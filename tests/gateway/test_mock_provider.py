@@ -10,7 +10,6 @@ import struct
 from enum import StrEnum
 
 import httpx
-import openai
 import pytest
 from pydantic import BaseModel
 
@@ -20,16 +19,6 @@ try:
     import jsonschema
 except ImportError:  # validated by hand below when the library is absent
     jsonschema = None
-
-
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
 
 
 def test_sdk_default_embeddings_are_the_real_vectors(broker, org, client):

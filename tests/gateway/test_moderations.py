@@ -4,21 +4,10 @@ passed through to the fake; free but admitted and recorded at cost 0."""
 from __future__ import annotations
 
 import httpx
-import openai
 import pytest
 
 from aibroker.models import LedgerEntry, UsageRecord
 from aibroker.providers.mock_media import CATEGORY_WORDS
-
-
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
 
 
 def _rows(broker, org_id):

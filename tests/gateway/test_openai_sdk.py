@@ -11,16 +11,6 @@ from aibroker.models import LedgerEntry, UsageRecord, Wallet
 from tests.fakes.openai_upstream import count_prompt_tokens, reply_text
 
 
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
 def _usage_rows(broker, org_id):
     broker.flush()
     return broker.rows(UsageRecord, UsageRecord.organization_id == org_id)

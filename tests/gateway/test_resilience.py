@@ -22,11 +22,6 @@ def org(broker):
     return broker.create_org("Resilient", credit="10")
 
 
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
 def _rows(broker, org_id):
     broker.flush()
     # One request per test here: its attempts in order (ids are only millisecond-ordered).

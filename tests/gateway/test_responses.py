@@ -12,27 +12,13 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from aibroker.models import LedgerEntry, StoredResponse, UsageRecord, Wallet
+from aibroker.models import LedgerEntry, StoredResponse, Wallet
+from tests.support.usage import usage_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather for a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                           "required": ["city"], "additionalProperties": False}, "strict": True}
-
-
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
-def _rows(broker, org_id):
-    broker.flush()
-    return sorted(broker.rows(UsageRecord, UsageRecord.organization_id == org_id), key=lambda r: r.id)
 
 
 def test_create_with_string_input_is_billed_recorded_and_stored(broker, org, client):
@@ -48,7 +34,7 @@ def test_create_with_string_input_is_billed_recorded_and_stored(broker, org, cli
     # the mock: system (2 words + 3) + user (3 words + 3) = 11 prompt tokens; 6 reply words
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (11, 6, 17)
     assert usage.input_tokens_details.cached_tokens == 0 and usage.output_tokens_details.reasoning_tokens == 0
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.status, row.endpoint, row.model) == ("success", "responses", "mock/mock-chat")
     assert (row.input_tokens, row.output_tokens) == (11, 6)
     assert raw.headers["x-aibroker-cost-micros"] == str(row.billed_cost_micros) and row.billed_cost_micros > 0
@@ -90,7 +76,7 @@ def test_stream_events_in_order_with_usage_and_cost(broker, org, client):
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert "".join(deltas) == final.output_text == plain.output_text
     assert final.usage.output_tokens == plain.usage.output_tokens and final.usage.input_tokens == plain.usage.input_tokens
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [r.streamed for r in rows] == [False, True]
     cost = final.model_extra["aibroker"]
     assert cost["cost_micros"] == rows[1].billed_cost_micros == rows[0].billed_cost_micros > 0
@@ -159,7 +145,7 @@ def test_store_false_keeps_nothing(broker, org, client):
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="mock-chat", input="next", previous_response_id=response.id)
     assert broker.rows(StoredResponse, StoredResponse.organization_id == org["organization_id"]) == []
-    assert [r.status for r in _rows(broker, org["organization_id"])] == ["success"]  # billed once, the lookup failure was not
+    assert [r.status for r in usage_rows(broker, org["organization_id"])] == ["success"]  # billed once, the lookup failure was not
 
 
 def test_delete_and_input_items_paging(client):
@@ -196,7 +182,7 @@ def test_empty_wallet_is_402_unbilled_and_recorded(broker, stream):
     with pytest.raises(openai.APIStatusError) as info:
         client.responses.create(model="mock-chat", input="x", max_output_tokens=4000, stream=stream)
     assert info.value.status_code == 402 and info.value.body["code"] == "insufficient_balance"
-    [refused] = _rows(broker, poor["organization_id"])
+    [refused] = usage_rows(broker, poor["organization_id"])
     assert (refused.status, refused.endpoint, refused.billed_cost_micros) == ("refused", "responses", 0)
     assert broker.rows(StoredResponse, StoredResponse.organization_id == poor["organization_id"]) == []
 
@@ -224,7 +210,7 @@ def test_bad_bodies_are_400_and_unbilled(broker, org, body):
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
-    assert _rows(broker, org["organization_id"]) == []
+    assert usage_rows(broker, org["organization_id"]) == []
 
 
 def test_retrieve_and_listing_query_errors(broker, org, client):
@@ -299,7 +285,7 @@ def test_refusals_match_chat_profile_403_and_rate_limit_429(broker, org):
             if statuses[-1] != 200:
                 break
     assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     refused = [(r.endpoint, r.error_type) for r in rows if r.status == "refused"]
     assert ("responses", "profile_not_allowed") in refused and len(refused) == 2
     assert all(r.billed_cost_micros == 0 for r in rows if r.status == "refused")
@@ -318,7 +304,7 @@ def test_cut_stream_ends_with_error_and_response_failed_and_bills_what_was_gener
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     failed = events[-1]["response"]
     assert failed["status"] == "failed" and failed["error"]["message"]
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert row.status == "partial" and row.billed_cost_micros > 0  # billed what was generated, like chat
     assert broker.rows(StoredResponse, StoredResponse.organization_id == org["organization_id"]) == []
     with pytest.raises(openai.APIError):  # the SDK raises on the error event

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-import openai
 import pytest
 
-from aibroker.models import UsageRecord
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gemini_upstream import FakeGemini
+from tests.support.usage import usage_rows
 
 ANTHROPIC_KEY, GEMINI_KEY = "sk-ant-responses", "gemini-responses-key"
 LOOKUP = {"type": "function", "name": "lookup", "description": "Look a thing up",
@@ -37,21 +36,6 @@ def broker_env(broker_env, anthropic_upstream, gemini_upstream):
             "GEMINI_API_KEY": GEMINI_KEY, "GEMINI_BASE_URL": gemini_upstream.base_url}
 
 
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
-def _rows(broker, org_id):
-    broker.flush()
-    return sorted(broker.rows(UsageRecord, UsageRecord.organization_id == org_id), key=lambda r: r.id)
-
-
 def test_anthropic_gets_system_and_tools_and_the_round_trip_ends_in_text(broker, org, client, anthropic_upstream):
     first = client.responses.create(model="anthropic/claude-haiku-4-5", instructions="You are terse.",
                                     input="weather in Lima", tools=[LOOKUP], max_output_tokens=200)
@@ -69,7 +53,7 @@ def test_anthropic_gets_system_and_tools_and_the_round_trip_ends_in_text(broker,
     assert [m["role"] for m in replayed] == ["user", "assistant", "user"]  # text + tool_use in one assistant turn
     assert [b["type"] for b in replayed[1]["content"]] == ["text", "tool_use"]
     assert replayed[2]["content"][0] == {"type": "tool_result", "tool_use_id": call.call_id, "content": "sunny"}
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [(r.provider, r.status, r.endpoint) for r in rows] == [("anthropic", "success", "responses")] * 2
     assert rows[0].input_tokens == first.usage.input_tokens and rows[0].output_tokens == first.usage.output_tokens
 
@@ -98,7 +82,7 @@ def test_gemini_gets_system_instruction_and_function_declarations(broker, org, c
     assert second.status == "completed" and second.output_text.startswith("Echo: ")
     response_part = gemini_upstream.requests[-1].body["contents"][-1]["parts"][0]
     assert response_part["functionResponse"]["name"] == "lookup"  # the call's name found from its call_id
-    assert [r.provider for r in _rows(broker, org["organization_id"])] == ["gemini", "gemini"]
+    assert [r.provider for r in usage_rows(broker, org["organization_id"])] == ["gemini", "gemini"]
 
 
 def test_gemini_json_schema_goes_upstream_as_response_schema(client, gemini_upstream):

@@ -11,29 +11,14 @@ import wave
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
-from aibroker.models import LedgerEntry, UsageRecord
+from aibroker.models import LedgerEntry
 from aibroker.providers.mock_media import SAMPLE_RATE, SECONDS_PER_CHARACTER
 from tests.fakes.openai_upstream import fake_speech
+from tests.support.usage import usage_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def org(broker):
-    return broker.create_org("Acme", credit="10")
-
-
-@pytest.fixture
-def client(broker, org):
-    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
-
-
-def _rows(broker, org_id):
-    broker.flush()
-    return sorted(broker.rows(UsageRecord, UsageRecord.organization_id == org_id), key=lambda r: r.id)
 
 
 def _billed(chars: int, usd_per_m: int) -> int:
@@ -54,7 +39,7 @@ def test_mock_tts_answers_a_wav_that_follows_the_text(broker, org, client):
         assert reader.getnframes() == round(len(long) * SECONDS_PER_CHARACTER / 2.0 * SAMPLE_RATE) > short_frames / 2
     pcm = client.audio.speech.create(model="mock-tts", voice="alloy", input=short, response_format="pcm")
     assert len(pcm.read()) == short_frames * 2
-    rows = _rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [(r.endpoint, r.model, r.input_tokens) for r in rows] == [
         ("speech", "mock/mock-tts", len(short)), ("speech", "mock/mock-tts", len(long)), ("speech", "mock/mock-tts", len(short))]
     assert [r.billed_cost_micros for r in rows] == [_billed(len(short), 15), _billed(len(long), 15), _billed(len(short), 15)]
@@ -70,7 +55,7 @@ def test_mock_tts_refuses_formats_it_cannot_speak(broker, org):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "response_format" and "wav" in error["message"] and "pcm" in error["message"]
-    assert _rows(broker, org["organization_id"]) == []
+    assert usage_rows(broker, org["organization_id"]) == []
 
 
 @pytest.mark.parametrize("model, price", [("tts-1", 15), ("openai/tts-1-hd", 30), ("gpt-4o-mini-tts", 17)])
@@ -80,7 +65,7 @@ def test_openai_tts_passes_through_billed_per_character(broker, org, client, ups
     assert raw.headers["content-type"] == "audio/mpeg" and raw.content == fake_speech(text)
     [sent] = [r.body for r in upstream.requests if r.path == "/v1/audio/speech"]
     assert sent == {"model": model.split("/")[-1], "voice": "coral", "input": text}
-    [row] = _rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.input_tokens, row.provider_cost_micros, row.billed_cost_micros) == (len(text), len(text) * price, _billed(len(text), price))
 
 
@@ -93,7 +78,7 @@ def test_openai_tts_passes_through_billed_per_character(broker, org, client, ups
 def test_bad_bodies_are_400_unbilled(broker, org, body):
     response = httpx.post(broker.url + "/v1/audio/speech", json=body, headers={"authorization": f"Bearer {org['api_key']}"})
     assert response.status_code == 400, response.text
-    assert all(r.billed_cost_micros == 0 for r in _rows(broker, org["organization_id"]))
+    assert all(r.billed_cost_micros == 0 for r in usage_rows(broker, org["organization_id"]))
 
 
 def test_ledger_is_clean_after_speech(broker, org, client):

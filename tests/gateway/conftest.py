@@ -1,0 +1,17 @@
+"""Fixtures most gateway tests share: an organization with credit and an OpenAI SDK client
+for it (a module defines its own where it needs another)."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+
+@pytest.fixture
+def org(broker):
+    return broker.create_org("Acme", credit="10")
+
+
+@pytest.fixture
+def client(broker, org):
+    return openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
