@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from aibroker.db import make_sync_engine
+
 ROOT = Path(__file__).resolve().parents[2]
 AIBROKER = str(ROOT / ".venv" / "bin" / "aibroker")
 ADMIN = "test-admin-token"
@@ -54,3 +56,9 @@ def admin(broker):
     with broker.admin() as client:
         yield client
 
+
+@pytest.fixture
+def db(database_url: str):
+    engine = make_sync_engine(database_url, pooled=False)
+    yield engine
+    engine.dispose()

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from aibroker.db import make_sync_engine
 from aibroker.models import LedgerEntry, UsageRecord, WalletHold
 from tests.billing.conftest import ADMIN, run_cli
 from tests.billing.fleet import Fleet, Outcome, in_flight
@@ -36,19 +35,9 @@ def fleet(database_url: str, tmp_path: Path) -> Iterator[Fleet]:
         "AIBROKER_LEASE_TTL_SECONDS": str(LEASE_TTL),
         "AIBROKER_LEASE_CHUNK_MICROS": "50000",  # far from the wallet's bottom: leases stay whole
     }
-    nodes = Fleet(database_url, tmp_path, mock_latency_ms=2500, processes=PROCESSES, env=env)
-    try:
-        nodes.start_all()
+    with Fleet(database_url, tmp_path, mock_latency_ms=2500, processes=PROCESSES, env=env).running() as nodes:
         yield nodes
-    finally:
-        nodes.stop_all()
 
-
-@pytest.fixture
-def db(database_url: str):
-    engine = make_sync_engine(database_url, pooled=False)
-    yield engine
-    engine.dispose()
 
 
 def _owners(db) -> set[str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aibroker.db import make_sync_engine
 from tests.billing.conftest import ADMIN, run_cli
 from tests.billing.fleet import Fleet
 from tests.billing.stall import wallet_money
@@ -30,19 +29,9 @@ NO_CACHE = {"cache-control": "no-store"}  # every request reaches the (mock) pro
 def fleet(database_url: str, tmp_path: Path) -> Iterator[Fleet]:
     if not database_url.startswith("sqlite"):
         _truncate_pg(database_url)
-    nodes = Fleet(database_url, tmp_path, mock_latency_ms=0, processes=PROCESSES)
-    try:
-        nodes.start_all()
+    with Fleet(database_url, tmp_path, mock_latency_ms=0, processes=PROCESSES).running() as nodes:
         yield nodes
-    finally:
-        nodes.stop_all()
 
-
-@pytest.fixture
-def db(database_url: str):
-    engine = make_sync_engine(database_url, pooled=False)
-    yield engine
-    engine.dispose()
 
 
 def _org(fleet: Fleet) -> dict:

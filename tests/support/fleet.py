@@ -3,12 +3,14 @@ stopped by their own pids (only the ones a test started; never left running)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,15 @@ class Fleet:
             self.start(node)
         for node in self.nodes:
             self.wait_ready(node)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Fleet]:
+        """Every node started for the block, and stopped after it whatever happens."""
+        try:
+            self.start_all()
+            yield self
+        finally:
+            self.stop_all()
 
     def kill(self, node: Node) -> None:
         assert node.process is not None
