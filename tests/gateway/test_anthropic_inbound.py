@@ -7,8 +7,9 @@ import anthropic
 import httpx
 import pytest
 
-from aibroker.models import LedgerEntry, UsageRecord, Wallet
+from aibroker.models import LedgerEntry, Wallet
 from tests.fakes.openai_upstream import count_prompt_tokens, reply_text
+from tests.support.usage import usage_rows
 
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -20,11 +21,6 @@ WEATHER_TOOL = {
 @pytest.fixture
 def client(broker, org):
     return anthropic.Anthropic(base_url=broker.url, api_key=org["api_key"], max_retries=0)
-
-
-def _usage_rows(broker, org_id):
-    broker.flush()
-    return sorted(broker.rows(UsageRecord, UsageRecord.organization_id == org_id), key=lambda r: r.id)
 
 
 def _wallet(broker, org_id):
@@ -47,7 +43,7 @@ def test_plain_message_on_mock_is_billed_and_recorded(broker, org, client):
     assert raw.headers["x-aibroker-cost-micros"] == "24"
     assert raw.headers["x-aibroker-balance-micros"] == str(10_000_000 - 24)
     assert raw.headers["x-request-id"].startswith("req_")
-    [row] = _usage_rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert (row.endpoint, row.status, row.model, row.billed_cost_micros) == ("messages", "success", "mock/mock-chat", 24)
     assert row.request_id == raw.headers["x-request-id"]
     [debit] = broker.rows(LedgerEntry, LedgerEntry.usage_record_id == row.id)
@@ -73,7 +69,7 @@ def test_system_prompt_and_params_reach_the_openai_upstream(broker, org, client,
     openai_messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "through the fake upstream"}]
     assert message.content[0].text == reply_text(openai_messages)
     assert message.usage.input_tokens == count_prompt_tokens(openai_messages)
-    [row] = _usage_rows(broker, org["organization_id"])
+    [row] = usage_rows(broker, org["organization_id"])
     assert row.user_id == "end-user-7" and row.provider == "openai"
     out = len(reply_text(openai_messages).split())
     exact = count_prompt_tokens(openai_messages) * 150_000 + out * 600_000  # gpt-4o-mini per 1M
@@ -98,7 +94,7 @@ def test_stream_with_the_sdk_helper_matches_plain(broker, org, client, model):
     assert final.content[0].text == plain.content[0].text
     assert final.stop_reason == "end_turn"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (plain.usage.input_tokens, plain.usage.output_tokens)
-    rows = _usage_rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     assert [r.streamed for r in rows] == [False, True]
     assert rows[0].billed_cost_micros == rows[1].billed_cost_micros > 0
     wallet = _wallet(broker, org["organization_id"])
@@ -195,7 +191,7 @@ def test_missing_max_tokens_is_400_and_costs_nothing(broker, org, client):
     with pytest.raises(anthropic.BadRequestError, match="max_tokens") as info:
         client.post("/v1/messages", body={"model": "mock-chat", "messages": [{"role": "user", "content": "x"}]}, cast_to=httpx.Response)
     assert info.value.body["error"]["type"] == "invalid_request_error"
-    assert _usage_rows(broker, org["organization_id"]) == []
+    assert usage_rows(broker, org["organization_id"]) == []
 
 
 def test_unknown_model_is_404(client):
@@ -207,7 +203,7 @@ def test_unknown_model_is_404(client):
 def test_missing_capability_is_400_before_any_call(broker, org, client):
     with pytest.raises(anthropic.BadRequestError, match="mock/mock-text.*tools"):
         client.messages.create(model="mock-text", max_tokens=10, tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "x"}])
-    assert _usage_rows(broker, org["organization_id"]) == []
+    assert usage_rows(broker, org["organization_id"]) == []
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -220,7 +216,7 @@ def test_insufficient_balance_is_402_with_amounts(broker, stream):
     error = info.value.body["error"]
     assert error["type"] == "billing_error" and error["code"] == "insufficient_balance"
     assert error["available_micros"] == 10 and error["required_micros"] > 10
-    [refused] = _usage_rows(broker, poor["organization_id"])  # recorded, not charged
+    [refused] = usage_rows(broker, poor["organization_id"])  # recorded, not charged
     assert (refused.status, refused.endpoint, refused.billed_cost_micros) == ("refused", "messages", 0)
 
 
@@ -253,7 +249,7 @@ def test_anthropic_upstream_keeps_cache_marks_and_prices_cache_tokens(broker, or
     assert first.usage.cache_creation_input_tokens > 0 and first.usage.cache_read_input_tokens == 0
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
     assert second.content[0].text == first.content[0].text == "Echo: hello cache"
-    rows = _usage_rows(broker, org["organization_id"])
+    rows = usage_rows(broker, org["organization_id"])
     for message, row in zip((first, second), rows, strict=True):
         usage = message.usage
         # claude-haiku-4-5 per 1M: input $1, cache read $0.10, cache write $1.25, output $5
