@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -207,6 +208,24 @@ class MessagingSettings(BaseSettings):
     job_backoff_max_seconds: float = 3600.0
 
 
+class StorageSettings(BaseSettings):
+    """Blob storage (storage package): recordings' audio, uploaded files, batch outputs."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    storage_backend: Literal["local", "s3"] = "local"
+    # The local backend's root directory (created on first write).
+    storage_dir: str = "./aibroker-data"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # Credentials for S3; when unset the standard AWS chain (env, profile, instance role) applies.
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    # The largest single upload chunk (POST /api/chunks/{id}); larger answers 413.
+    max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+
+
 class Settings:
     """All settings groups, read once per process."""
 
@@ -220,6 +239,7 @@ class Settings:
         self.accounts = AccountSettings()
         self.payments = PaymentSettings()
         self.messaging = MessagingSettings()
+        self.storage = StorageSettings()
 
 
 @lru_cache
