@@ -1,4 +1,4 @@
-"""prompt templates, AI conversations, A/B splits, feedback, guardrails
+"""prompt templates, AI conversations, A/B splits, feedback
 
 Revision ID: 0020
 Revises: 0019

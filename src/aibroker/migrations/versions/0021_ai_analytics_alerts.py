@@ -1,4 +1,4 @@
-"""analytics rollups, alerts, provider-key lifecycle
+"""analytics rollups and alerts
 
 Revision ID: 0021
 Revises: 0020
