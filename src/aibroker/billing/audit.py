@@ -1,5 +1,10 @@
 """`aibroker verify-ledger`: prove that the wallets, holds, ledger and usage records agree.
 
+A run starts from the last checkpoint (`billing/audit_checkpoint.py`): the per-wallet ledger
+sums and last balances audited through an entry id. It checks only the entries and usage
+records after it against those totals, so its cost follows what changed, not the table's
+size. `--full` (and `verify()`, which the tests use) starts from nothing.
+
 Every check is one GROUP BY / join query (no per-row round trips), run inside one
 read transaction so the checks see a single consistent snapshot even while brokers
 keep writing: REPEATABLE READ on PostgreSQL, a deferred BEGIN (WAL snapshot) on SQLite.
@@ -7,13 +12,15 @@ keep writing: REPEATABLE READ on PostgreSQL, a deferred BEGIN (WAL snapshot) on 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, literal, or_, select
 from sqlalchemy.engine import Engine
 
-from aibroker.models import LedgerEntry, UsageRecord, Wallet, WalletHold
+from aibroker.models import LedgerCheckpointWallet, LedgerEntry, UsageRecord, Wallet, WalletHold
 
 # Enough to act on; the count says how many more there are.
 MAX_LISTED_PER_CHECK = 1000
@@ -31,6 +38,20 @@ class Problem:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """Where a run starts: entries after `through_entry_id`, usage records from
+    `usage_through_id` on, and (when `from_checkpoint`) the per-wallet audited totals."""
+
+    through_entry_id: int = 0
+    usage_through_id: str = ""
+    entries: int = 0
+    from_checkpoint: bool = False
+
+
+FROM_START = Since()
 
 
 @dataclass(slots=True)
@@ -62,6 +83,14 @@ def snapshot_engine(engine: Engine) -> Engine:
 
 
 def verify(engine: Engine) -> Report:
+    """Everything, from the start (no checkpoint read or written)."""
+    with snapshot(engine) as conn:
+        return verify_connection(conn)
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection reading one consistent moment until the block ends (then rolled back)."""
     engine = snapshot_engine(engine)
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
@@ -69,35 +98,56 @@ def verify(engine: Engine) -> Report:
             # would see a different moment. BEGIN + the first read pins the WAL snapshot.
             conn.exec_driver_sql("BEGIN")  # opened by hand, rolled back below
             try:
-                return verify_connection(conn)
+                yield conn
             finally:
                 conn.exec_driver_sql("ROLLBACK")
+            return
         with conn.begin():
-            return verify_connection(conn)
+            yield conn
 
 
-def verify_connection(conn: Connection) -> Report:
+def verify_connection(conn: Connection, since: Since = FROM_START) -> Report:
     problems: list[Problem] = []
     truncated: dict[str, int] = {}
     for check in (_balances, _held, _chain, _debits_without_usage, _usage_without_debit):
-        found = check(conn)
+        found = check(conn, since)
         if len(found) > MAX_LISTED_PER_CHECK:
             truncated[found[0].check] = len(found) - MAX_LISTED_PER_CHECK
             found = found[:MAX_LISTED_PER_CHECK]
         problems.extend(found)
     wallets = conn.execute(select(func.count()).select_from(Wallet)).scalar_one()
-    entries = conn.execute(select(func.count()).select_from(LedgerEntry)).scalar_one()
+    tail = select(func.count()).select_from(LedgerEntry).where(LedgerEntry.id > since.through_entry_id)
+    entries = since.entries + conn.execute(tail).scalar_one()
     return Report(wallets=wallets, ledger_entries=entries, problems=problems, truncated=truncated)
 
 
-def _balances(conn: Connection) -> list[Problem]:
-    """balance == sum(ledger amounts)."""
+def _audited_sum(since: Since) -> Any:
+    """The wallet's ledger sum through the checkpoint (0 when starting from nothing)."""
+    if not since.from_checkpoint:
+        return literal(0)
+    audited = select(LedgerCheckpointWallet.sum_micros).where(LedgerCheckpointWallet.wallet_id == Wallet.id)
+    return func.coalesce(audited.scalar_subquery(), 0)
+
+
+def _audited_last_balance(since: Since) -> Any:
+    """The entry's wallet's balance after its last audited entry (0 from nothing)."""
+    if not since.from_checkpoint:
+        return literal(0)
+    audited = select(LedgerCheckpointWallet.last_balance_after_micros).where(
+        LedgerCheckpointWallet.wallet_id == LedgerEntry.wallet_id
+    )
+    return func.coalesce(audited.scalar_subquery(), 0)
+
+
+def _balances(conn: Connection, since: Since) -> list[Problem]:
+    """balance == audited sum + sum(ledger amounts after the checkpoint)."""
     sums = (
         select(LedgerEntry.wallet_id, func.sum(LedgerEntry.amount_micros).label("total"))
+        .where(LedgerEntry.id > since.through_entry_id)
         .group_by(LedgerEntry.wallet_id)
         .subquery()
     )
-    total = func.coalesce(sums.c.total, 0)
+    total = func.coalesce(sums.c.total, 0) + _audited_sum(since)
     rows = conn.execute(
         select(Wallet.id, Wallet.organization_id, Wallet.balance_micros, total)
         .outerjoin(sums, sums.c.wallet_id == Wallet.id)
@@ -110,8 +160,8 @@ def _balances(conn: Connection) -> list[Problem]:
     ]
 
 
-def _held(conn: Connection) -> list[Problem]:
-    """held == sum(open holds)."""
+def _held(conn: Connection, since: Since) -> list[Problem]:
+    """held == sum(open holds). Holds are few and short-lived: always checked whole."""
     sums = (
         select(WalletHold.wallet_id, func.sum(WalletHold.amount_micros).label("total"))
         .group_by(WalletHold.wallet_id)
@@ -130,19 +180,24 @@ def _held(conn: Connection) -> list[Problem]:
     ]
 
 
-def _chain(conn: Connection) -> list[Problem]:
-    """Each entry's balance_after == the previous entry's balance_after + its amount."""
+def _chain(conn: Connection, since: Since) -> list[Problem]:
+    """Each entry's balance_after == the previous entry's balance_after + its amount (the
+    first entry after the checkpoint follows the wallet's audited last balance)."""
     previous = func.lag(LedgerEntry.balance_after_micros).over(
         partition_by=LedgerEntry.wallet_id, order_by=LedgerEntry.id
     )
-    ordered = select(
-        LedgerEntry.id,
-        LedgerEntry.wallet_id,
-        LedgerEntry.organization_id,
-        LedgerEntry.amount_micros,
-        LedgerEntry.balance_after_micros,
-        func.coalesce(previous, 0).label("before"),
-    ).subquery()
+    ordered = (
+        select(
+            LedgerEntry.id,
+            LedgerEntry.wallet_id,
+            LedgerEntry.organization_id,
+            LedgerEntry.amount_micros,
+            LedgerEntry.balance_after_micros,
+            func.coalesce(previous, _audited_last_balance(since)).label("before"),
+        )
+        .where(LedgerEntry.id > since.through_entry_id)
+        .subquery()
+    )
     rows = conn.execute(
         select(ordered)
         .where(ordered.c.before + ordered.c.amount_micros != ordered.c.balance_after_micros)
@@ -157,7 +212,7 @@ def _chain(conn: Connection) -> list[Problem]:
     ]
 
 
-def _debits_without_usage(conn: Connection) -> list[Problem]:
+def _debits_without_usage(conn: Connection, since: Since) -> list[Problem]:
     """Every debit references one usage record, and debits exactly its billed cost."""
     rows = conn.execute(
         select(
@@ -171,6 +226,7 @@ def _debits_without_usage(conn: Connection) -> list[Problem]:
         )
         .outerjoin(UsageRecord, UsageRecord.id == LedgerEntry.usage_record_id)
         .where(
+            LedgerEntry.id > since.through_entry_id,
             LedgerEntry.kind == "debit",
             or_(UsageRecord.id.is_(None), LedgerEntry.amount_micros != -UsageRecord.billed_cost_micros),
         )
@@ -187,14 +243,14 @@ def _debits_without_usage(conn: Connection) -> list[Problem]:
     return problems
 
 
-def _usage_without_debit(conn: Connection) -> list[Problem]:
+def _usage_without_debit(conn: Connection, since: Since) -> list[Problem]:
     """Every usage record billed > 0 has a debit (the unique key makes it at most one)."""
     rows = conn.execute(
         select(UsageRecord.id, UsageRecord.organization_id, UsageRecord.billed_cost_micros)
         .outerjoin(
             LedgerEntry, and_(LedgerEntry.usage_record_id == UsageRecord.id, LedgerEntry.kind == "debit")
         )
-        .where(UsageRecord.billed_cost_micros > 0, LedgerEntry.id.is_(None))
+        .where(UsageRecord.id >= since.usage_through_id, UsageRecord.billed_cost_micros > 0, LedgerEntry.id.is_(None))
         .order_by(UsageRecord.id)
     )
     return [

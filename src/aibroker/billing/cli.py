@@ -97,15 +97,20 @@ def show(org: str = typer.Argument(..., help="Organization id, slug or name."), 
 holds_app = typer.Typer(help="Wallet holds (money reserved for requests in flight).", no_args_is_help=True)
 
 
-def verify_ledger(as_json: bool = typer.Option(False, "--json", help="Machine-readable report.")) -> None:
+def verify_ledger(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    full: bool = typer.Option(False, "--full", help="Re-verify everything from the start, not from the last checkpoint."),
+) -> None:
     """Check every wallet: balance == sum(ledger), held == sum(open holds), the balance_after
-    chain, and one debit per billed usage record (and the reverse). Exits 1 on any disagreement."""
-    from aibroker.billing.audit import verify
+    chain, and one debit per billed usage record (and the reverse). Exits 1 on any disagreement.
+    Starts from the checkpoint the last clean run left (what it proved is not read again);
+    --full starts from nothing and rebuilds the checkpoint."""
+    from aibroker.billing.audit_checkpoint import verify_ledger as run
     from aibroker.db import make_sync_engine
 
     engine = make_sync_engine(pooled=False)
     try:
-        report = verify(engine)
+        report = run(engine, full=full)
     finally:
         engine.dispose()
     if as_json:

@@ -7,6 +7,7 @@ from aibroker.models.conversation import Conversation, Message
 from aibroker.models.event import Event
 from aibroker.models.job import Job
 from aibroker.models.lead import Lead, LeadScoreEvent
+from aibroker.models.ledger_checkpoint import LedgerCheckpoint, LedgerCheckpointWallet
 from aibroker.models.model_override import ModelOverride
 from aibroker.models.organization import Organization
 from aibroker.models.payment import OrganizationCode, PaymentEvent, Subscription
@@ -39,6 +40,8 @@ __all__ = [
     "Base",
     "Event",
     "Invitation",
+    "LedgerCheckpoint",
+    "LedgerCheckpointWallet",
     "LedgerEntry",
     "Membership",
     "ModelOverride",
