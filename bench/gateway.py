@@ -8,14 +8,11 @@ so the numbers measure gateway overhead only. Run: python3 bench/gateway.py
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
+from _gateway_report import CONCURRENCIES, report  # noqa: E402
 
 AIBROKER_BIN = h.REPO_DIR / ".venv" / "bin" / "aibroker"
 ALL_TARGETS = ["direct", "aibroker-1w", "aibroker-2w", "aibroker-1w-noledger", "litellm", "portkey"]
-CONCURRENCIES = (1, 64)
 LITELLM_MASTER_KEY = "sk-bench-master-7f3a"
 RESULTS_FILE = h.BENCH_DIR / "results" / "latest.md"
 # uvicorn logging for LiteLLM: warnings and errors only, no access log.
@@ -125,9 +122,22 @@ class Bench:
                                    f"{(out.stderr or out.stdout).strip()[-2000:]}")
         m = re.search(r"\{.*\}", out.stdout, re.S)
         try:
-            return json.loads(m.group(0))["api_key"]
+            created = json.loads(m.group(0))
+            key = created["api_key"]
         except (AttributeError, ValueError, KeyError):
             raise RuntimeError(f"no api_key in `aibroker org create` output: {out.stdout.strip()[:500]}") from None
+        if self.args.prefill_usage:
+            self._prefill(env["AIBROKER_DATABASE_URL"], created.get("organization_id"))
+        return key
+
+    def _prefill(self, url: str, organization_id: str | None) -> None:
+        """Fill the database first (--prefill-usage): the figures must hold as tables grow."""
+        ledger = self.args.prefill_ledger if self.args.prefill_ledger is not None else self.args.prefill_usage // 5
+        argv = [str(Path(self.aibroker_bin).parent / "python"), str(Path(__file__).with_name("_prefill.py")),
+                "--database-url", url, "--usage", str(self.args.prefill_usage), "--ledger", str(ledger)]
+        argv += ["--also-for", organization_id] if organization_id else []
+        h.log(f"prefill: {self.args.prefill_usage:,} usage records, {ledger:,} ledger entries")
+        subprocess.run(argv, check=True, timeout=7200)
 
     def litellm(self, t: Target) -> None:
         port = h.free_port()
@@ -253,115 +263,6 @@ def _wrk(t: Target, script: Path, conc: int, duration: float) -> h.WrkResult | N
         return None
 
 
-# --------------------------------------------------------------------------- report
-
-
-def median(results: list, attr: str) -> float | None:
-    return statistics.median(getattr(r, attr) for r in results) if results else None
-
-
-def fmt(value: float | None, digits: int = 2, sign: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+,.{digits}f}" if sign else f"{value:,.{digits}f}"
-
-
-def versions(aibroker_bin: Path) -> dict[str, str]:
-    v = {
-        "python": platform.python_version(),
-        "nginx": h.tool_version(["nginx", "-v"], r"nginx/(\S+)"),
-        "wrk": h.tool_version(["wrk", "-v"], r"wrk (\S+)"),
-        "litellm": h.tool_version([str(h.LITELLM_VENV / "bin" / "python"), "-c",
-                                   "import importlib.metadata as m; print(m.version('litellm'))"], r"(\S+)"),
-        "portkey": _portkey_version(),
-        "node": h.tool_version(["node", "--version"], r"v(\S+)"),
-    }
-    aibroker_python = aibroker_bin.parent / "python"
-    if aibroker_python.exists():
-        v["aibroker"] = h.tool_version([str(aibroker_python), "-c",
-                                        "import importlib.metadata as m; print(m.version('aibroker'))"], r"(\S+)")
-    return v
-
-
-def _portkey_version() -> str:
-    try:
-        return json.loads((h.PORTKEY_ENTRY.parents[1] / "package.json").read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        return "?"
-
-
-def report(targets: list[Target], args: argparse.Namespace) -> str:
-    by_name = {t.name: t for t in targets}
-    direct = by_name.get("direct")
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    ver = ", ".join(f"{k} {v}" for k, v in versions(Path(args.aibroker_bin)).items())
-    db = "postgresql" if args.database_url else "sqlite"
-    lines = [
-        "# Gateway benchmark: non-streaming chat completions",
-        "",
-        f"- date: {now}",
-        f"- host: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-        f"load average at start {args.load_at_start:.1f}",
-        f"- versions: {ver}",
-        f"- method: wrk, {args.rounds} alternating rounds x {args.duration:g}s per target and concurrency, "
-        f"median over rounds; wrk threads 1 (c1) / 2 (c64); aibroker database: {db}",
-        "",
-        "| target | c1 req/s | c1 p50 ms | c1 p99 ms | c1 +p50 ms | c64 req/s | c64 p50 ms | c64 p99 ms "
-        "| c64 +p50 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for t in targets:
-        if t.unavailable:
-            lines.append(f"| {t.name} | unavailable | | | | | | | | |")
-            continue
-        cells = [t.name]
-        for conc in CONCURRENCIES:
-            runs = t.runs[conc]
-            p50 = median(runs, "p50_ms")
-            base = median(direct.runs[conc], "p50_ms") if direct and not direct.unavailable else None
-            added = p50 - base if p50 is not None and base is not None and t is not direct else None
-            cells += [fmt(median(runs, "rps"), 0), fmt(p50), fmt(median(runs, "p99_ms")), fmt(added, sign=True)]
-        cells.append(error_cell(t))
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ratio_table(targets)
-    failing = [t for t in targets if t.error_sample]
-    if failing:
-        lines += ["", "Targets with errors (their numbers time error responses, not completions):", ""]
-        lines += [f"- {t.name}: {t.error_sample}" for t in failing]
-    missing = [t for t in targets if t.unavailable]
-    if missing:
-        lines += ["", "Unavailable targets:", ""]
-        lines += [f"- {t.name}: {t.unavailable.splitlines()[0][:300]}" for t in missing]
-    return "\n".join(lines) + "\n"
-
-
-def error_cell(t: Target) -> str:
-    runs = [r for c in CONCURRENCIES for r in t.runs[c]]
-    errors, total = sum(r.errors for r in runs), sum(r.requests for r in runs)
-    return f"**{errors} ({errors / total:.0%})**" if errors and total else str(errors)
-
-
-def ratio_table(targets: list[Target]) -> list[str]:
-    """aibroker throughput divided by each competitor's (>1 means aibroker is faster)."""
-    by_name = {t.name: t for t in targets if not t.unavailable}
-    ours = [t for t in by_name.values() if t.name.startswith("aibroker")]
-    rivals = [by_name[n] for n in ("portkey", "litellm") if n in by_name]
-    if not ours or not rivals:
-        return []
-    head = [f"{r.name} c{c}" for r in rivals for c in CONCURRENCIES]
-    lines = ["", "Throughput ratio (aibroker req/s / competitor req/s):", "",
-             "| target | " + " | ".join(f"vs {x}" for x in head) + " |",
-             "|---|" + "---:|" * len(head)]
-    for t in ours:
-        cells = []
-        for r in rivals:
-            for c in CONCURRENCIES:
-                mine, theirs = median(t.runs[c], "rps"), median(r.runs[c], "rps")
-                cells.append(f"{mine / theirs:.2f}x" if mine and theirs else "–")
-        lines.append(f"| {t.name} | " + " | ".join(cells) + " |")
-    return lines
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -379,6 +280,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="aibroker executable (default <repo>/.venv/bin/aibroker)")
     p.add_argument("--aibroker-plan", default="unlimited",
                    help="plan of the bench org; the default plan's rate limits would turn the run into 429s")
+    p.add_argument("--prefill-usage", type=int, default=0, metavar="N",
+                   help="put N usage records (and --prefill-ledger ledger entries) in aibroker's database first")
+    p.add_argument("--prefill-ledger", type=int, default=None, metavar="M",
+                   help="ledger entries to prefill (default N/5; half are debits with their usage records)")
     p.add_argument("--skip-install", action="store_true", help="do not install missing tools")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, process logs)")
     args = p.parse_args(argv)
