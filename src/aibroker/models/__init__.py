@@ -2,6 +2,7 @@
 
 from aibroker.models.api_key import ApiKey
 from aibroker.models.base import Base
+from aibroker.models.batch import Batch, BatchLine, StoredFile
 from aibroker.models.channel import AIContext, ChannelConnection, WebhookEvent
 from aibroker.models.conversation import Conversation, Message
 from aibroker.models.event import Event
@@ -37,6 +38,8 @@ __all__ = [
     "WebhookEvent",
     "ApiKey",
     "Base",
+    "Batch",
+    "BatchLine",
     "Event",
     "Invitation",
     "LedgerEntry",
@@ -55,6 +58,7 @@ __all__ = [
     "RoutingPlanMatrix",
     "RoutingProvider",
     "RoutingState",
+    "StoredFile",
     "StoredResponse",
     "Subscription",
     "UsageRecord",
