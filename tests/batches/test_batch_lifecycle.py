@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from aibroker.billing.audit import verify
 from aibroker.kit.money import BPS, TOKENS_PER_PRICE_UNIT, ceil_div
-from aibroker.models import Batch
+from aibroker.models import Batch, Job
 from tests.batches.support import chat_line, jsonl, process, read_jsonl, run_to_end, upload
 from tests.support.broker import serving
 from tests.support.usage import usage_rows
@@ -206,4 +206,20 @@ def test_the_plans_batch_discount_comes_off_the_charge(broker, client):
     same = next(r for r in batched if r.batch_custom_id == "d1")
     assert (same.input_tokens, same.output_tokens) == (live[0].input_tokens, live[0].output_tokens)
     assert same.billed_cost_micros < live[0].billed_cost_micros
+    _clean(broker)
+
+
+def test_a_rate_limited_batch_waits_instead_of_failing_lines(broker):
+    with broker.admin() as admin:
+        assert admin.post("/api/admin/plans", json={"slug": "tight", "name": "Tight", "requests_per_minute": 2}).status_code == 201
+    org = broker.create_org("Tight", credit="10", plan="tight")
+    client = openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
+    batch = _create(client, [chat_line(f"t{i}", f"line {i}") for i in range(4)])
+    outcome = process(broker.url)
+    assert outcome["remaining_due"] == 0  # the next slice waits for the limit's window
+    waiting = client.batches.retrieve(batch.id)
+    assert waiting.status == "in_progress"
+    assert (waiting.request_counts.completed, waiting.request_counts.failed) == (2, 0)
+    pending = broker.rows(Job, Job.type == "batches.run", Job.status == "pending")
+    assert len(pending) == 1 and pending[0].payload == {"batch_id": batch.id}
     _clean(broker)

@@ -42,6 +42,22 @@ ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/responses": "responses", "/v1/
 Render = Callable[[dict[str, Any], Usage], dict[str, Any]]
 
 
+class Throttled(Exception):
+    """A rate limit or quota refused the line (429): the batch waits and runs it later, within
+    its window, instead of failing it (its lines are not in a hurry; a live caller would retry)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"throttled for {retry_after} s")
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: BrokerError) -> float:
+    try:
+        return max(1.0, float(exc.headers.get("Retry-After") or exc.headers.get("retry-after") or 1))
+    except ValueError:
+        return 1.0
+
+
 def creator_of(principal: Principal) -> dict[str, Any]:
     """What a batch keeps of its creator, to run every line as that caller."""
     return {
@@ -80,7 +96,8 @@ class LineRunner:
 
     async def run(self, line: Line) -> None:
         """Run the line to a result row; a refused or failed line lands as its error, and the
-        batch goes on. Cancellation (the job stopping) leaves no row: the line runs again."""
+        batch goes on. Cancellation (the job stopping) and a rate limit (Throttled) leave no
+        row: the line runs again."""
         request_id = new_request_id()
         try:
             ctx = self._context(line, request_id)
@@ -88,6 +105,8 @@ class LineRunner:
         except asyncio.CancelledError:
             raise
         except BrokerError as exc:
+            if exc.status_code == 429:
+                raise Throttled(_retry_after(exc)) from exc
             await self.record_failure(line, request_id, exc.status_code, exc.body())
         except Exception as exc:
             log.exception("batch line failed", extra={"fields": {"batch": self.batch_id, "line": line.index}})

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.batches import jsonl, repository, results
-from aibroker.batches.lines import LineRunner, principal_of
+from aibroker.batches.lines import LineRunner, Throttled, principal_of
 from aibroker.batches.store import blob_store
 from aibroker.batches.views import TERMINAL
 from aibroker.errors import PermissionDenied
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 JOB = "batches.run"
 STATUS_CHECK_SECONDS = 1.0  # how often a running slice looks for a cancel
+MAX_THROTTLE_SECONDS = 3600.0  # a rate-limited batch looks again at least this often
 
 
 async def enqueue_run(session: AsyncSession, batch: Batch, *, delay_seconds: float = 0) -> str:
@@ -46,6 +47,7 @@ class BatchRun:
         self.writes = write_sessions(services.db)
         self.store = blob_store(services)
         self.settings = services.settings.batches
+        self.retry_after = 0.0  # > 0: a rate limit refused lines; the next slice waits this long
 
     async def _load(self) -> tuple[Batch | None, StoredFile | None]:
         async with self.sessions() as session:
@@ -137,8 +139,9 @@ class BatchRun:
                 while len(running) >= self.settings.batch_concurrency:
                     finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     running -= finished
-                    for task in finished:
-                        task.result()  # a line's own failure was recorded; this is the database failing
+                    self._outcomes(finished)
+                if self.retry_after:
+                    break
                 if inactive:  # a live request of a suspended organization is refused at auth
                     refusal = PermissionDenied(f"The organization is {org.status if org else 'gone'}.", code="organization_inactive")
                     task = asyncio.ensure_future(runner.record_failure(line, None, refusal.status_code, refusal.body()))
@@ -147,12 +150,19 @@ class BatchRun:
                 running.add(task)
                 started = True
             if running:
-                for task in (await asyncio.wait(running))[0]:
-                    task.result()
+                self._outcomes((await asyncio.wait(running))[0])
                 running.clear()
         finally:
             for task in running:
                 task.cancel()  # the job is stopping: in-flight lines release their holds, no row
+
+
+    def _outcomes(self, finished: set[asyncio.Task[None]]) -> None:
+        for task in finished:
+            try:
+                task.result()  # a line's own failure was recorded; what is raised here is the database failing
+            except Throttled as exc:
+                self.retry_after = max(self.retry_after, min(exc.retry_after, MAX_THROTTLE_SECONDS))
 
 
 def _counts(counts: tuple[int, int]) -> dict[str, int]:
@@ -176,5 +186,5 @@ async def run(job: JobContext) -> dict[str, Any]:
         async with job.reads() as session:
             batch = await session.get(Batch, step.batch_id)
         if batch is not None:
-            await enqueue_run(job.session, batch)
+            await enqueue_run(job.session, batch, delay_seconds=step.retry_after)
     return {"batch_id": step.batch_id, "status": outcome}
