@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # The batch endpoint -> the pipeline's endpoint name (as the live route records it).
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/responses": "responses", "/v1/embeddings": "embeddings"}
 
+INSERT_LINE = BatchLine.__table__.insert()
+
 Render = Callable[[dict[str, Any], Usage], dict[str, Any]]
 
 
@@ -170,7 +172,7 @@ class LineRunner:
             def after(conn: Connection, _settled: Settled) -> None:
                 # A plain INSERT: should this line ever have a row already, the unique key fails
                 # the settlement, and nothing is charged a second time.
-                conn.execute(BatchLine.__table__.insert().values(**row))
+                conn.execute(INSERT_LINE, row)  # one compiled statement: this runs under the writer's lock
 
             return after
 
