@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from aibroker.batches.ids import new_file_id, storage_key
+from aibroker.batches.views import TERMINAL
 from aibroker.config import BatchSettings
-from aibroker.errors import InvalidRequest, NotFound, PayloadTooLarge
+from aibroker.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from aibroker.kit.clock import utcnow
-from aibroker.models import StoredFile
+from aibroker.models import Batch, StoredFile
 from aibroker.storage import BlobStore
 from aibroker.tenancy.scoped import scoped
 
@@ -161,12 +160,15 @@ async def list_files(session: AsyncSession, organization_id: str, *, purpose: st
 
 
 async def delete_file(session: AsyncSession, store: BlobStore, organization_id: str, file_id: str) -> None:
+    """Delete the row, then the bytes. The input of a batch still running cannot be deleted (409)."""
     row = await get_file(session, organization_id, file_id)
+    running = await session.scalar(
+        scoped(Batch, organization_id, Batch.id).where(Batch.input_file_id == file_id, Batch.status.not_in(TERMINAL)).limit(1)
+    )
+    if running is not None:
+        raise Conflict(f"File {file_id} is the input of batch {running}, which is still running.", param="file_id", code="file_in_use")
     await session.delete(row)
     await session.flush()
     await store.delete(row.storage_key)
 
 
-async def files_by_id(session: AsyncSession, ids: list[str]) -> dict[str, Any]:
-    rows = (await session.scalars(select(StoredFile).where(StoredFile.id.in_(ids)))).all() if ids else []
-    return {r.id: r for r in rows}
