@@ -223,3 +223,18 @@ def test_a_rate_limited_batch_waits_instead_of_failing_lines(broker):
     pending = broker.rows(Job, Job.type == "batches.run", Job.status == "pending")
     assert len(pending) == 1 and pending[0].payload == {"batch_id": batch.id}
     _clean(broker)
+
+
+def test_the_discount_is_set_from_the_command_line(broker):
+    import os
+    import subprocess
+
+    from tests.support.fleet import AIBROKER, ROOT
+
+    done = subprocess.run([AIBROKER, "plan", "update", "professional", "--fields", '{"batch_discount_bps": 2500}'], cwd=ROOT,
+                          env={**os.environ, "AIBROKER_DATABASE_URL": broker.database_url, "AIBROKER_LOG_LEVEL": "warning"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"batch_discount_bps": 2500' in done.stdout
+    with broker.admin() as admin:
+        assert admin.get("/api/admin/plans/professional").json()["batch_discount_bps"] == 2500
