@@ -112,9 +112,11 @@ def upstream(fake_openai: FakeOpenAI) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def broker_env(upstream: FakeOpenAI) -> dict[str, str]:
-    """Environment of a test broker: the fake OpenAI as `openai`, fast retries."""
+def broker_env(upstream: FakeOpenAI, tmp_path: Path) -> dict[str, str]:
+    """Environment of a test broker: the fake OpenAI as `openai`, fast retries, blob storage
+    under the test's own directory."""
     return {
+        "AIBROKER_STORAGE_DIR": str(tmp_path / "storage"),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": upstream.base_url,
         "AIBROKER_ADMIN_TOKEN": "test-admin-token",

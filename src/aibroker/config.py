@@ -226,6 +226,22 @@ class StorageSettings(BaseSettings):
     max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
+class BatchSettings(BaseSettings):
+    """/v1/files and /v1/batches (the batches package)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    # The largest file POST /v1/files accepts (OpenAI's batch input limit: 200 MB); larger: 413.
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024 * 1024)
+    # Requests per batch input file (OpenAI's limit); more: 400 at upload.
+    batch_max_lines: int = Field(default=50_000, ge=1, le=1_000_000)
+    # Lines of one batch in flight at once inside its job.
+    batch_concurrency: int = Field(default=8, ge=1, le=256)
+    # A batch job runs lines for about this long, then hands over to a fresh job (so a cron
+    # call to POST /api/jobs/process returns, and other jobs get their turn).
+    batch_slice_seconds: float = Field(default=25.0, ge=0, le=3600)
+
+
 class Settings:
     """All settings groups, read once per process."""
 
@@ -240,6 +256,7 @@ class Settings:
         self.payments = PaymentSettings()
         self.messaging = MessagingSettings()
         self.storage = StorageSettings()
+        self.batches = BatchSettings()
 
 
 @lru_cache

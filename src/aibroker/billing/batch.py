@@ -129,6 +129,9 @@ class Settle:
     hold_id: str | None = None
     debit: int = 0
     from_lease: bool = False  # hold_id is a lease: spend from it instead of deleting it
+    # Runs in the batch's transaction once the usage record and debit are written, so a row
+    # that must commit with them does (a /v1/batches line's result). An error rolls back both.
+    after: Callable[[Connection, Settled], None] | None = None
 
 
 @dataclass(slots=True)
@@ -184,6 +187,8 @@ def apply_batch(
     sql.write(wallets, writes, now, expires)
     for op, result in zip(ops, results, strict=True):
         if isinstance(op, PostEntry) and op.after is not None and isinstance(result, EntryPosted):
+            op.after(conn, result)
+        elif isinstance(op, Settle) and op.after is not None and isinstance(result, Settled):
             op.after(conn, result)
     return results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aibroker.catalog.registry import ModelEntry
-from aibroker.kit.money import TOKENS_PER_PRICE_UNIT, apply_margin, ceil_div
+from aibroker.kit.money import BPS, TOKENS_PER_PRICE_UNIT, apply_margin, ceil_div
 from aibroker.providers.base import Usage
 
 
@@ -29,12 +29,17 @@ def exact_cost(model: ModelEntry, usage: Usage) -> int:
     )
 
 
-def cost_of(model: ModelEntry, usage: Usage, margin_bps: int, *, byok_fee_micros: int | None = None) -> Cost:
+def cost_of(model: ModelEntry, usage: Usage, margin_bps: int, *, byok_fee_micros: int | None = None, discount_bps: int = 0) -> Cost:
+    """`discount_bps` (a plan's batch discount) comes off the billed price, margin included;
+    the provider cost is what it is. Still rounded up once."""
     exact = exact_cost(model, usage)
     provider = ceil_div(exact, TOKENS_PER_PRICE_UNIT)
     if byok_fee_micros is not None:
         # Bring-your-own-key: the provider bills the tenant directly; we charge only our fee.
         return Cost(provider_micros=provider, billed_micros=byok_fee_micros, margin_bps=0)
+    if discount_bps:
+        billed = ceil_div(exact * (BPS + margin_bps) * (BPS - min(discount_bps, BPS)), BPS * BPS * TOKENS_PER_PRICE_UNIT)
+        return Cost(provider_micros=provider, billed_micros=billed, margin_bps=margin_bps)
     return Cost(provider_micros=provider, billed_micros=apply_margin(exact, margin_bps), margin_bps=margin_bps)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from aibroker.tenancy.auth import Principal
@@ -24,6 +25,13 @@ class CallContext:
     route: Any = None  # what the routing matrix resolved for this request (routing.snapshot.Resolution)
     byok_keys: dict[str, str] = field(default_factory=dict)  # provider -> the organization's own key
     started: float = field(default_factory=time.perf_counter)
+    # A /v1/batches line (batches/lines.py): its records point at the batch and custom_id, the
+    # plan's batch discount applies, and `on_settle(answer body, usage, usage row)` returns what must be
+    # written in the settlement's own transaction (the line's result: exactly once in money).
+    batch_id: str | None = None
+    batch_custom_id: str | None = None
+    discount_bps: int = 0
+    on_settle: Callable[..., Any] | None = None
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

@@ -158,7 +158,7 @@ class Gateway:
 
     def cost(self, ctx: CallContext, model: ModelEntry, usage: Usage) -> Cost:
         fee = self.billing.byok_fee_micros if model.provider in ctx.byok_keys else None
-        return cost_of(model, usage, self.margin_for(ctx), byok_fee_micros=fee)
+        return cost_of(model, usage, self.margin_for(ctx), byok_fee_micros=fee, discount_bps=ctx.discount_bps)
 
     # -- planning ---------------------------------------------------------------------
 
@@ -326,12 +326,15 @@ class Gateway:
         result: Result = done.value
         cost = self.cost(ctx, done.model, result.usage)
         op = self.settlement(ctx, hold, done.model, result.usage, cost, status="success", attempt=done.attempts, upstream_ms=done.upstream_ms)
+        answered = echo_model(result.body, body, done.model)
+        if ctx.on_settle is not None:
+            op.after = ctx.on_settle(answered, result.usage, op.usage)
         settled = await self.settle(op, hold)
         self.observe(ctx, done.model, result.usage, cost)
         await self.admission.settle(ctx, ticket, done.model, result.usage)
         await self.cache.put(ctx, done.model, body, plan.kind, result.body)
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
-        return Answer(echo_model(result.body, body, done.model), done.model, billed, settled.balance_after, result.usage, done.attempts, self._headers(ctx, ticket))
+        return Answer(answered, done.model, billed, settled.balance_after, result.usage, done.attempts, self._headers(ctx, ticket))
 
     async def _serve_cached(
         self, ctx: CallContext, model: ModelEntry, body: dict[str, Any], ticket: Ticket, request: dict[str, Any]
@@ -341,11 +344,14 @@ class Gateway:
         cost = self.cache.hit_cost(ctx, model, usage, self.margin_for(ctx))
         op = self.settlement(ctx, None, model, usage, cost, status="success", attempt=0, upstream_ms=0)
         op.usage["cached"] = True
+        answered = echo_model(body, request, model)
+        if ctx.on_settle is not None:
+            op.after = ctx.on_settle(answered, usage, op.usage)
         settled = await self.settle(op, None)
         self.observe(ctx, model, usage, cost)
         await self.admission.settle(ctx, ticket, model, usage)
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
-        return Answer(echo_model(body, request, model), model, billed, settled.balance_after, usage, 0, self._headers(ctx, ticket))
+        return Answer(answered, model, billed, settled.balance_after, usage, 0, self._headers(ctx, ticket))
 
     def _headers(self, ctx: CallContext, ticket: Ticket) -> dict[str, str]:
         return {**ticket.headers, "x-aibroker-cache": ctx.cache_status}

@@ -55,6 +55,8 @@ def usage_row(
         "cached": False,
         "byok": False,
         "created_at": utcnow(),
+        "batch_id": ctx.batch_id,
+        "batch_custom_id": ctx.batch_custom_id,
     }
 
 

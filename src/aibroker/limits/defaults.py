@@ -48,7 +48,7 @@ LIMIT_FIELDS = (
     "requests_per_minute", "requests_per_hour", "tokens_per_minute",
     "user_requests_per_minute", "user_requests_per_hour", "user_tokens_per_minute",
     "monthly_token_quota", "daily_token_quota", "monthly_request_quota", "daily_request_quota",
-    "margin_bps", "max_prompt_chars", "max_messages",
+    "margin_bps", "max_prompt_chars", "max_messages", "batch_discount_bps",
 )
 
 

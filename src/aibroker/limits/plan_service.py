@@ -48,6 +48,9 @@ class PlanFields(BaseModel):
     margin_bps: int | None = Field(default=None, ge=0, le=100_000, description="Margin in basis points; null: platform default.")
     max_prompt_chars: int | None = Field(default=None, ge=1, le=INT32, description="Characters of prompt text per request.")
     max_messages: int | None = Field(default=None, ge=1, le=INT32, description="Messages per chat request.")
+    batch_discount_bps: int | None = Field(
+        default=None, ge=0, le=10_000,
+        description="Discount off what /v1/batches lines are charged, in basis points (5000: half price); null: none.")
 
 
 class PlanCreate(PlanFields):

@@ -42,6 +42,7 @@ class Plan:
     margin_bps: int | None = None
     max_prompt_chars: int | None = None
     max_messages: int | None = None
+    batch_discount_bps: int | None = None  # off batch lines' charge; None: no discount
 
     @classmethod
     def from_row(cls, row: PlanRow) -> Plan:

@@ -2,6 +2,7 @@
 
 from aibroker.models.api_key import ApiKey
 from aibroker.models.base import Base
+from aibroker.models.batch import Batch, BatchLine, StoredFile
 from aibroker.models.channel import AIContext, ChannelConnection, WebhookEvent
 from aibroker.models.conversation import Conversation, Message
 from aibroker.models.event import Event
@@ -38,6 +39,8 @@ __all__ = [
     "WebhookEvent",
     "ApiKey",
     "Base",
+    "Batch",
+    "BatchLine",
     "Event",
     "Invitation",
     "LedgerCheckpoint",
@@ -58,6 +61,7 @@ __all__ = [
     "RoutingPlanMatrix",
     "RoutingProvider",
     "RoutingState",
+    "StoredFile",
     "StoredResponse",
     "Subscription",
     "UsageRecord",

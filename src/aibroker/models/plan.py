@@ -37,4 +37,6 @@ class PlanRow(Timestamped, Base):
     margin_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: platform default
     max_prompt_chars: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_messages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Off what batch lines (/v1/batches) are charged, in basis points; None: no discount.
+    batch_discount_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

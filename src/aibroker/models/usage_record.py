@@ -15,6 +15,8 @@ class UsageRecord(Timestamped, Base):
         Index("ix_usage_records_request", "request_id"),
         # The routing matrix counts a feature's requests per day / month (migration 0005).
         Index("ix_usage_records_org_feature_created", "organization_id", "feature", "created_at"),
+        # A batch's lines (migration 0017): each line's records point at its batch and custom_id.
+        Index("ix_usage_records_batch", "batch_id", "batch_custom_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -42,3 +44,5 @@ class UsageRecord(Timestamped, Base):
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     byok: Mapped[bool] = mapped_column(Boolean, default=False)
+    batch_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    batch_custom_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
