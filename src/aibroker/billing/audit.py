@@ -129,22 +129,31 @@ def _audited_sum(since: Since) -> Any:
     return func.coalesce(audited.scalar_subquery(), 0)
 
 
-def _audited_last_balance(since: Since) -> Any:
-    """The entry's wallet's balance after its last audited entry (0 from nothing)."""
+def _audited_last_balance(since: Since, wallet_id: Any) -> Any:
+    """The wallet's balance after its last audited entry (0 from nothing)."""
     if not since.from_checkpoint:
         return literal(0)
-    audited = select(LedgerCheckpointWallet.last_balance_after_micros).where(
-        LedgerCheckpointWallet.wallet_id == LedgerEntry.wallet_id
-    )
+    audited = select(LedgerCheckpointWallet.last_balance_after_micros).where(LedgerCheckpointWallet.wallet_id == wallet_id)
     return func.coalesce(audited.scalar_subquery(), 0)
+
+
+def _entries_after(since: Since) -> Any:
+    """The ledger entries after the checkpoint. After one they are read by primary-key range
+    first (a materialized CTE): grouped by wallet straight away, SQLite would walk the
+    (wallet_id, id) index across the whole table instead."""
+    tail = select(
+        LedgerEntry.id, LedgerEntry.wallet_id, LedgerEntry.organization_id, LedgerEntry.amount_micros,
+        LedgerEntry.balance_after_micros,
+    ).where(LedgerEntry.id > since.through_entry_id)
+    return tail.cte("tail").prefix_with("MATERIALIZED") if since.from_checkpoint else tail.subquery("tail")
 
 
 def _balances(conn: Connection, since: Since) -> list[Problem]:
     """balance == audited sum + sum(ledger amounts after the checkpoint)."""
+    tail = _entries_after(since)
     sums = (
-        select(LedgerEntry.wallet_id, func.sum(LedgerEntry.amount_micros).label("total"))
-        .where(LedgerEntry.id > since.through_entry_id)
-        .group_by(LedgerEntry.wallet_id)
+        select(tail.c.wallet_id, func.sum(tail.c.amount_micros).label("total"))
+        .group_by(tail.c.wallet_id)
         .subquery()
     )
     total = func.coalesce(sums.c.total, 0) + _audited_sum(since)
@@ -183,21 +192,16 @@ def _held(conn: Connection, since: Since) -> list[Problem]:
 def _chain(conn: Connection, since: Since) -> list[Problem]:
     """Each entry's balance_after == the previous entry's balance_after + its amount (the
     first entry after the checkpoint follows the wallet's audited last balance)."""
-    previous = func.lag(LedgerEntry.balance_after_micros).over(
-        partition_by=LedgerEntry.wallet_id, order_by=LedgerEntry.id
-    )
-    ordered = (
-        select(
-            LedgerEntry.id,
-            LedgerEntry.wallet_id,
-            LedgerEntry.organization_id,
-            LedgerEntry.amount_micros,
-            LedgerEntry.balance_after_micros,
-            func.coalesce(previous, _audited_last_balance(since)).label("before"),
-        )
-        .where(LedgerEntry.id > since.through_entry_id)
-        .subquery()
-    )
+    tail = _entries_after(since)
+    previous = func.lag(tail.c.balance_after_micros).over(partition_by=tail.c.wallet_id, order_by=tail.c.id)
+    ordered = select(
+        tail.c.id,
+        tail.c.wallet_id,
+        tail.c.organization_id,
+        tail.c.amount_micros,
+        tail.c.balance_after_micros,
+        func.coalesce(previous, _audited_last_balance(since, tail.c.wallet_id)).label("before"),
+    ).subquery()
     rows = conn.execute(
         select(ordered)
         .where(ordered.c.before + ordered.c.amount_micros != ordered.c.balance_after_micros)

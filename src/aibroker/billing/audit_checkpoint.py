@@ -56,11 +56,15 @@ def _advance(conn: Connection, since: Since, cutoff: dt.datetime) -> tuple[Since
         if usage_through <= since.usage_through_id:
             return None
         return Since(since.through_entry_id, usage_through, since.entries, True), []
-    span = (LedgerEntry.id > since.through_entry_id) & (LedgerEntry.id <= newest)
+    # By primary-key range first (materialized), as in audit._entries_after.
+    span = (
+        select(LedgerEntry.id, LedgerEntry.wallet_id, LedgerEntry.amount_micros)
+        .where(LedgerEntry.id > since.through_entry_id, LedgerEntry.id <= newest)
+        .cte("span")
+        .prefix_with("MATERIALIZED")
+    )
     sums = conn.execute(
-        select(LedgerEntry.wallet_id, func.sum(LedgerEntry.amount_micros), func.max(LedgerEntry.id), func.count())
-        .where(span)
-        .group_by(LedgerEntry.wallet_id)
+        select(span.c.wallet_id, func.sum(span.c.amount_micros), func.max(span.c.id), func.count()).group_by(span.c.wallet_id)
     ).all()
     balances: dict[int, int] = {}
     for part in _slices([last for _, _, last, _ in sums]):
