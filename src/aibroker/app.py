@@ -191,13 +191,11 @@ def _routers() -> list[APIRouter]:
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
     from aibroker.catalog import admin_endpoints as catalog_admin
-    from aibroker.gateway import (
-        anthropic_endpoints,
-        broker_endpoints,
-        endpoints,
-        media_endpoints,
-        usage_endpoints,
-    )
+    from aibroker.gateway import usage_endpoints
+    from aibroker.gateway.formats import anthropic_endpoints
+    from aibroker.gateway.formats import broker as broker_endpoints
+    from aibroker.gateway.formats import media as media_endpoints
+    from aibroker.gateway.formats import openai_chat as endpoints
     from aibroker.gateway.formats import completions as completions_format
     from aibroker.gateway.formats import count_tokens as count_tokens_format
     from aibroker.gateway.formats import moderations as moderations_format
@@ -239,7 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _fast_routes() -> dict[tuple[str, str], Any]:
-    from aibroker.gateway import endpoints
+    from aibroker.gateway.formats import openai_chat as endpoints
     from aibroker.gateway.formats import responses_endpoints
 
     return {("POST", "/v1/chat/completions"): endpoints.chat_completions, ("POST", "/v1/embeddings"): endpoints.embeddings,

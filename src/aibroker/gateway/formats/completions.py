@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from aibroker.errors import InvalidRequest
 from aibroker.gateway.http import JSONResponse, authenticate, cache_noted, read_json, services, sse, unless_disconnected, validate
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import MAX_TOKENS, StreamOptions, openapi_body
+from aibroker.gateway.formats.schemas import MAX_TOKENS, StreamOptions, openapi_body
 from aibroker.kit.ids import new_id
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])

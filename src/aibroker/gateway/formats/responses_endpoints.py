@@ -36,7 +36,7 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import openapi_body
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.kit.ids import new_id
 from aibroker.providers.base import usage_from_openai
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature

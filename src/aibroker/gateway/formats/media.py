@@ -24,7 +24,7 @@ from aibroker.gateway.http import (
 )
 from aibroker.gateway.media import MediaGateway
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import openapi_body
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.providers.base import AudioFile
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])

@@ -17,7 +17,7 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, openapi_body
+from aibroker.gateway.formats.schemas import ChatCompletionRequest, EmbeddingRequest, openapi_body
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
