@@ -27,11 +27,11 @@ from starlette.responses import Response
 from aibroker.billing.estimate import IMAGE_TOKENS, generated_tokens
 from aibroker.catalog.registry import CHAT
 from aibroker.errors import BrokerError, InvalidRequest
-from aibroker.gateway.formats.anthropic import MessagesRequest, error_body, to_openai
 from aibroker.gateway.context import CallContext
+from aibroker.gateway.formats.anthropic import MessagesRequest, error_body, to_openai
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.gateway.http import CACHE_HEADER, JSONResponse, authenticate, error_headers, read_json, services, validate
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.providers.base import Call, Usage
 
 router = APIRouter(prefix="/v1", tags=["Anthropic-compatible"])
