@@ -100,7 +100,7 @@ async def count_input_tokens(gateway: Any, ctx: CallContext, body: dict[str, Any
 async def count_tokens(request: Request) -> Response:
     """Count a Messages request's input tokens (Anthropic's format): `{"input_tokens": N}`.
     Anthropic models are counted by Anthropic; the mock counts exactly what it bills; other
-    providers get the broker's estimate (a tokenizer-like count, see the README). Free: never
+    providers get the broker's estimate (a tokenizer-like count, see docs/formats.md). Free: never
     billed nor recorded, but authenticated and counted by the request rate limits."""
     try:
         principal = await authenticate(request)
