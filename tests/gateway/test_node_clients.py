@@ -1,7 +1,7 @@
 """The Node clients, latest versions (tests/node/package.json), against a running broker on the mock
 provider: the `openai` SDK's responses.create and default (base64) embeddings, and the Vercel AI
-SDK's generateText with `openai(model)`, whose default path is /v1/responses. `make test` installs
-their packages (npm ci --prefix tests/node)."""
+SDK's generateText with `openai(model)`, whose default path is /v1/responses (plain, and a
+one-tool loop to its final text). `make test` installs their packages (npm ci --prefix tests/node)."""
 
 from __future__ import annotations
 
@@ -52,8 +52,19 @@ def test_vercel_ai_sdk_generate_text_goes_through_responses(broker, org):
     assert out["finishReason"] == "stop" and out["modelId"] == "mock-chat"
     assert out["usage"]["outputTokens"] == len(out["text"].split()) and out["usage"]["inputTokens"] > 0
     assert out["responseId"].startswith("resp_")
-    [row] = usage_rows(broker, org["organization_id"])
-    assert (row.endpoint, row.status, row.model) == ("responses", "success", "mock/mock-chat")
-    assert row.input_tokens == out["usage"]["inputTokens"] and row.billed_cost_micros > 0
-    retrieved = openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"]).responses.retrieve(out["responseId"])
-    assert retrieved.output_text == out["text"]
+    # one tool, run by the SDK, its result sent back as the next turn: the mock then answers in text
+    tool = out["tool"]
+    [call] = tool["steps"][0]["toolCalls"]
+    assert call["name"] == "weather" and isinstance(call["input"]["city"], str)
+    assert [s["finishReason"] for s in tool["steps"]] == ["tool-calls", "stop"]
+    assert tool["toolResults"] == [f"sunny in {call['input']['city']}"]
+    assert tool["text"] == f"Mock answer from the tool result: sunny in {call['input']['city']}"
+    rows = usage_rows(broker, org["organization_id"])
+    assert [(r.endpoint, r.status, r.model) for r in rows] == [("responses", "success", "mock/mock-chat")] * 3
+    assert rows[0].input_tokens == out["usage"]["inputTokens"] and all(r.billed_cost_micros > 0 for r in rows)
+    client = openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"])
+    assert client.responses.retrieve(out["responseId"]).output_text == out["text"]
+    final = client.responses.retrieve(tool["steps"][1]["responseId"])
+    assert final.output_text == tool["text"]
+    kinds = [item.type for item in client.responses.input_items.list(final.id, order="asc").data]
+    assert "function_call_output" in kinds  # the tool's output reached the broker as a Responses input item
