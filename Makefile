@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test install bench clean
+NODE_TESTS := tests/node
+NODE_STAMP := $(NODE_TESTS)/node_modules/.package-lock.json
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +16,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The Node client tests' packages (the openai SDK, the Vercel AI SDK), exactly as locked; a no-op once installed.
+$(NODE_STAMP): $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
+	npm ci --prefix $(NODE_TESTS) --no-audit --no-fund --loglevel=error
+
 PORT ?= 8080
 
 ## Set up, migrate and serve on SQLite at 127.0.0.1:$(PORT) (default 8080; make run PORT=8090) with a demo organization.
 run: $(STAMP)
 	$(BIN)/aibroker demo --host 127.0.0.1 --port $(PORT)
 
-## Set up and run the whole test suite (PostgreSQL/Redis too when AIBROKER_TEST_* are set).
-test: $(STAMP)
+## Set up (.venv, tests/node's packages) and run the whole test suite (PostgreSQL/Redis too when AIBROKER_TEST_* are set).
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## The gateway benchmark (see bench/README.md).
@@ -29,4 +35,4 @@ bench: $(STAMP)
 	$(PYTHON) bench/gateway.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache aibroker.db aibroker.db-wal aibroker.db-shm aibroker.db.migrate-lock
+	rm -rf $(VENV) $(NODE_TESTS)/node_modules site .pytest_cache aibroker.db aibroker.db-wal aibroker.db-shm aibroker.db.migrate-lock

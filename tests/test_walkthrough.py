@@ -105,6 +105,21 @@ def test_org_list_show_update(database_url):
 
 def test_readme_clients_point_at_port_8080():
     readme = (ROOT / "README.md").read_text()
-    urls = re.findall(r'base_url="([^"]+)"', readme)
-    assert urls and all(":8080" in u for u in urls), urls
+    docs = "".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
+    for text in (readme, docs):
+        urls = re.findall(r'base_url="([^"]+)"', text) + re.findall(r"(http://127\.0\.0\.1:\d+)/(?:v1|api)", text)
+        assert urls and all(":8080" in u for u in urls), urls
     assert ".venv/bin/python" in readme and "pip install openai" in readme
+    assert readme.startswith("# aibroker\n\n```sh\nmake run ") and "\nmake test " in readme[:400]  # the two commands first
+
+
+def test_readme_python_snippet_runs_as_printed(broker):
+    """The tour's Python snippet, run with .venv/bin/python against a running broker (mock models)."""
+    key = broker.create_org("Tour", credit="1")["api_key"]
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"```python\n(from openai import OpenAI\n.*?)```", readme, re.S).group(1)
+    code = snippet.replace("http://127.0.0.1:8080/v1", f"{broker.url}/v1").replace("abk_...", key)
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] and out[1] and "response.completed" in out, out

@@ -192,17 +192,14 @@ def _routers() -> list[APIRouter]:
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
     from aibroker.catalog import admin_endpoints as catalog_admin
-    from aibroker.gateway import (
-        anthropic_endpoints,
-        broker_endpoints,
-        endpoints,
-        media_endpoints,
-        usage_endpoints,
-    )
+    from aibroker.gateway import usage_endpoints
+    from aibroker.gateway.formats import anthropic_endpoints, responses_endpoints
+    from aibroker.gateway.formats import broker as broker_endpoints
     from aibroker.gateway.formats import completions as completions_format
     from aibroker.gateway.formats import count_tokens as count_tokens_format
+    from aibroker.gateway.formats import media as media_endpoints
     from aibroker.gateway.formats import moderations as moderations_format
-    from aibroker.gateway.formats import responses_endpoints
+    from aibroker.gateway.formats import openai_chat as endpoints
     from aibroker.gateway.formats import speech as speech_format
     from aibroker.jobs import endpoints as jobs
     from aibroker.limits import plan_endpoints, quota_endpoints
@@ -241,7 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _fast_routes() -> dict[tuple[str, str], Any]:
-    from aibroker.gateway import endpoints
+    from aibroker.gateway.formats import openai_chat as endpoints
     from aibroker.gateway.formats import responses_endpoints
 
     return {("POST", "/v1/chat/completions"): endpoints.chat_completions, ("POST", "/v1/embeddings"): endpoints.embeddings,

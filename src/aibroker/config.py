@@ -18,7 +18,7 @@ class DatabaseSettings(BaseSettings):
     redis_url: str | None = None
     # Every database connection one process may hold at once, across all its engines (the
     # async request pool and the money writer's; db.connection_budget splits it). N processes
-    # x this must stay under PostgreSQL's max_connections minus headroom (README: Operations).
+    # x this must stay under PostgreSQL's max_connections minus headroom (docs/operations.md).
     # AIBROKER_POOL_SIZE is its older name.
     db_max_connections: int = Field(
         default=20, ge=2, le=1000, validation_alias=AliasChoices("AIBROKER_DB_MAX_CONNECTIONS", "AIBROKER_POOL_SIZE")

@@ -8,13 +8,13 @@ import pytest
 
 from aibroker.catalog.registry import load_packaged
 from aibroker.errors import BrokerError, InsufficientBalance, InvalidRequest
-from aibroker.gateway.anthropic_format import (
+from aibroker.gateway.formats.anthropic import (
     MessagesRequest,
     error_body,
     to_anthropic,
     to_openai,
 )
-from aibroker.gateway.anthropic_stream import StreamTranslator, anthropic_events
+from aibroker.gateway.formats.anthropic_stream import StreamTranslator, anthropic_events
 from aibroker.gateway.media import audio_billed_seconds, audio_hold_seconds, image_bound, image_price, unit_cost
 from aibroker.providers.base import AudioFile, Usage
 from tests.gateway.test_media import wav_bytes

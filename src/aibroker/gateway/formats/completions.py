@@ -4,7 +4,9 @@ Each prompt becomes a one-message chat request and runs the gateway pipeline (ro
 admitted, held, billed and recorded like /v1/chat/completions, endpoint "completions"); the
 answer and its stream are turned back into `text_completion` objects. A list of prompts runs
 one pipeline call per prompt (each its own hold, debit and usage record), its choices
-indexed in order. Not served (400): n > 1, best_of > 1, echo, suffix, logprobs, token-id prompts.
+indexed in order. A consensus feature (routing/consensus.py) answers each prompt by
+collaborative voting, as on chat. Not served (400): n > 1, best_of > 1, echo, suffix, logprobs,
+token-id prompts.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from aibroker.errors import InvalidRequest
+from aibroker.gateway.formats.schemas import MAX_TOKENS, StreamOptions, openapi_body
 from aibroker.gateway.http import JSONResponse, authenticate, cache_noted, read_json, services, sse, unless_disconnected, validate
-from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import MAX_TOKENS, StreamOptions, openapi_body
+from aibroker.gateway.request_context import call_context, requested_feature
 from aibroker.kit.ids import new_id
+from aibroker.routing.consensus import ConsensusRunner, consensus_feature
+from aibroker.routing.snapshot import FeatureInfo
+from aibroker.tenancy.auth import Principal
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
@@ -29,7 +34,7 @@ DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
 MAX_PROMPTS = 20  # each prompt is its own pipeline call
 # Sampling and broker fields a chat request understands the same way.
 PASSED = ("temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "seed", "user", "logit_bias",
-          "feature", "cache", "user_name", "profile", "group", "stream_options")
+          "feature", "cache", "user_name", "profile", "group", "stream_options", "aibroker")
 
 Prompt = Annotated[str, Field(min_length=1)]
 
@@ -64,6 +69,7 @@ class CompletionRequest(BaseModel):
     profile: str | None = None
     group: str | None = None
     user_name: str | None = None
+    aibroker: dict[str, Any] | None = Field(default=None, description='Consensus features: {"include_votes": true} adds the votes.')
 
 
 def parse(body: dict[str, Any]) -> CompletionRequest:
@@ -131,7 +137,8 @@ async def create_completion(request: Request) -> Response:
     cost). Served by translation to chat for every chat model (`mock-chat`, `gpt-4o-mini`, ...).
     `max_tokens` defaults to 16. A list of prompts gets one choice per prompt (each billed as
     its own call); `stream` takes one prompt. n, best_of > 1, echo, suffix and logprobs are
-    not served (400)."""
+    not served (400). A consensus feature votes on each prompt as on chat (not streamed: 400
+    `consensus_stream_unsupported`); `aibroker.include_votes` adds the votes."""
     principal = await authenticate(request)
     body = await read_json(request)
     completion = parse(body)
@@ -140,6 +147,9 @@ async def create_completion(request: Request) -> Response:
         raise InvalidRequest("A streamed completion takes one prompt; send the others in their own requests.",
                              param="prompt")
     gateway = services(request).gateway
+    voting = consensus_feature(gateway.router, requested_feature(request.headers, completion.feature, principal))
+    if voting is not None:  # collaborative voting: every voting provider answers each prompt
+        return await _by_consensus(request, principal, completion, body, prompts, voting)
     if completion.stream:
         chat = chat_body(completion, body, prompts[0])
         ctx = call_context(request, principal, "completions", chat)
@@ -156,3 +166,24 @@ async def create_completion(request: Request) -> Response:
         cost += done.cost.billed_micros
     headers["x-aibroker-cost-micros"] = str(cost)  # the sum over the prompts; the balance is after the last
     return JSONResponse(to_completion(answers), headers=headers)
+
+
+async def _by_consensus(request: Request, principal: Principal, completion: CompletionRequest, body: dict[str, Any],
+                        prompts: list[str], voting: FeatureInfo) -> Response:
+    """Each prompt voted on by the feature's voting providers (each vote held, billed and
+    recorded); the winners are the choices, the cost header the sum over every call."""
+    gateway = services(request).gateway
+    runner = ConsensusRunner(gateway, gateway.router)
+    answers, votes, headers, cost = [], [], {}, 0
+    for prompt in prompts:
+        chat = chat_body(completion, body, prompt)
+        ctx = call_context(request, principal, "completions", chat)
+        result, headers = await unless_disconnected(request, runner.run(ctx, chat, voting))
+        answers.append(result)
+        votes.append(result.get("aibroker"))
+        cost += int(headers.get("x-aibroker-cost-micros") or 0)
+    completion_body = to_completion(answers)
+    if votes[0] is not None:  # the request asked for the votes: as on chat for one prompt, per choice for several
+        completion_body["aibroker"] = votes[0] if len(votes) == 1 else {"mode": "consensus", "choices": votes}
+    headers["x-aibroker-cost-micros"] = str(cost)
+    return JSONResponse(completion_body, headers=headers)

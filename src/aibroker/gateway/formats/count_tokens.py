@@ -27,11 +27,11 @@ from starlette.responses import Response
 from aibroker.billing.estimate import IMAGE_TOKENS, generated_tokens
 from aibroker.catalog.registry import CHAT
 from aibroker.errors import BrokerError, InvalidRequest
-from aibroker.gateway.anthropic_format import MessagesRequest, error_body, to_openai
 from aibroker.gateway.context import CallContext
+from aibroker.gateway.formats.anthropic import MessagesRequest, error_body, to_openai
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.gateway.http import CACHE_HEADER, JSONResponse, authenticate, error_headers, read_json, services, validate
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import openapi_body
 from aibroker.providers.base import Call, Usage
 
 router = APIRouter(prefix="/v1", tags=["Anthropic-compatible"])
@@ -100,7 +100,7 @@ async def count_input_tokens(gateway: Any, ctx: CallContext, body: dict[str, Any
 async def count_tokens(request: Request) -> Response:
     """Count a Messages request's input tokens (Anthropic's format): `{"input_tokens": N}`.
     Anthropic models are counted by Anthropic; the mock counts exactly what it bills; other
-    providers get the broker's estimate (a tokenizer-like count, see the README). Free: never
+    providers get the broker's estimate (a tokenizer-like count, see docs/formats.md). Free: never
     billed nor recorded, but authenticated and counted by the request rate limits."""
     try:
         principal = await authenticate(request)

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aibroker.gateway.formats.schemas import MAX_EMBEDDING_INPUTS, openapi_body
 from aibroker.gateway.http import JSONResponse, authenticate, read_json, services, unless_disconnected, validate
 from aibroker.gateway.media import MediaGateway
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import MAX_EMBEDDING_INPUTS, openapi_body
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 

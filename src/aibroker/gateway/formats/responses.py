@@ -1,6 +1,6 @@
 """OpenAI's Responses API request -> the pipeline's chat-shaped body. Pure, no I/O.
 
-The request is checked strictly (as gateway/schemas.py checks chat), its input items are
+The request is checked strictly (as formats/schemas.py checks chat), its input items are
 normalized (every item gets an id, string contents become parts) so they can be stored and
 listed, and the whole history (a previous response's input + output, then this input) becomes
 chat messages. Mapping per the wire reference, section 2.1."""
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aibroker.errors import InvalidRequest
-from aibroker.gateway.schemas import MAX_TOKENS
+from aibroker.gateway.formats.schemas import MAX_TOKENS
 from aibroker.kit.ids import new_id
 
 OPEN = ConfigDict(extra="allow", strict=True)

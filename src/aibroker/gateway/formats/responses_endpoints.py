@@ -25,7 +25,9 @@ from aibroker.gateway.formats.responses import (
     to_chat,
 )
 from aibroker.gateway.formats.responses_render import Shell, StreamTranslator, render
+from aibroker.gateway.formats.responses_replay import replay
 from aibroker.gateway.formats.responses_store import ResponseStore, not_found
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.gateway.http import (
     JSONResponse,
     authenticate,
@@ -36,7 +38,6 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import openapi_body
 from aibroker.kit.ids import new_id
 from aibroker.providers.base import usage_from_openai
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature
@@ -144,11 +145,22 @@ async def _events(chunks: AsyncIterator[dict[str, Any]], translator: StreamTrans
 
 
 @router.get("/responses/{response_id}")
-async def get_response(response_id: str, request: Request) -> Response:
+async def get_response(
+    response_id: str,
+    request: Request,
+    stream: bool = Query(default=False, description="Replay the response as its typed SSE events."),
+    starting_after: int | None = Query(default=None, ge=0, le=2**31 - 1,
+                                       description="With `stream`: only the events numbered after this sequence_number."),
+) -> Response:
     """A stored response of this organization (404 for an unknown, deleted, expired,
-    `store: false` or another organization's id)."""
+    `store: false` or another organization's id). With `stream=true`, the response replayed as
+    the typed SSE events a stream of it sends (`response.created` ... `response.completed`),
+    from `starting_after` + 1 when given."""
     principal = await authenticate(request)
     row = await store_of(request).require(principal.organization_id, response_id)
+    if stream:
+        frames = [_frame(event) for event in replay(row.body, starting_after)]
+        return Response(b"".join(frames), media_type="text/event-stream", headers={"cache-control": "no-cache"})
     return JSONResponse(row.body)
 
 

@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from aibroker.errors import BrokerError, InvalidRequest
-from aibroker.gateway.schemas import MAX_TOKENS
+from aibroker.gateway.formats.schemas import MAX_TOKENS
 from aibroker.kit.ids import new_id
 from aibroker.providers.base import Usage
 

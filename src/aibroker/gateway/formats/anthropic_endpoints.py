@@ -15,13 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from aibroker.errors import BrokerError
-from aibroker.gateway.anthropic_format import (
+from aibroker.gateway.formats.anthropic import (
     MessagesRequest,
     error_body,
     to_anthropic,
     to_openai,
 )
-from aibroker.gateway.anthropic_stream import anthropic_events
+from aibroker.gateway.formats.anthropic_stream import anthropic_events
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.gateway.http import (
     JSONResponse,
     authenticate,
@@ -33,7 +34,6 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import openapi_body
 from aibroker.providers.base import usage_from_openai
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aibroker.gateway.context import CallContext
+from aibroker.gateway.formats.schemas import BrokerRequest, openapi_body
 from aibroker.gateway.http import (
     JSONResponse,
     authenticate,
@@ -18,7 +19,6 @@ from aibroker.gateway.http import (
     validate,
 )
 from aibroker.gateway.request_context import call_context
-from aibroker.gateway.schemas import BrokerRequest, openapi_body
 from aibroker.gateway.service import Answer
 from aibroker.gateway.usage_repository import UsageRepository
 from aibroker.kit.money import format_micros

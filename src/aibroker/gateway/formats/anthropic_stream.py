@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aibroker.errors import BrokerError
-from aibroker.gateway.anthropic_format import error_body, stop_reason, usage_block
+from aibroker.gateway.formats.anthropic import error_body, stop_reason, usage_block
 from aibroker.kit.ids import new_id
 from aibroker.providers.base import Usage, usage_from_openai
 
