@@ -32,7 +32,7 @@ def test_chat_batch_runs_to_completed_with_its_output_file(broker, org, client):
     assert done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens > 0
     output = read_jsonl(client, done.output_file_id)
     assert set(output) == {f"req-{i}" for i in range(5)}
-    for custom_id, row in output.items():
+    for row in output.values():
         assert row["error"] is None and row["response"]["status_code"] == 200
         body = row["response"]["body"]
         assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"]

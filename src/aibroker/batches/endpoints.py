@@ -18,8 +18,8 @@ from aibroker.batches.store import blob_store
 from aibroker.batches.tasks import enqueue_run
 from aibroker.batches.views import TERMINAL, batch_object, file_object, page
 from aibroker.errors import Conflict, InvalidRequest, NotFound
+from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.gateway.http import JSONResponse, authenticate, read_json, services, validate
-from aibroker.gateway.schemas import openapi_body
 from aibroker.kit.clock import utcnow
 from aibroker.models import Batch
 

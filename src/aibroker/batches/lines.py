@@ -21,9 +21,9 @@ from aibroker.errors import BrokerError, InvalidRequest
 from aibroker.gateway.context import CallContext
 from aibroker.gateway.formats.responses import ResponsesRequest, check_supported, normalize_input, to_chat
 from aibroker.gateway.formats.responses_render import Shell, render
+from aibroker.gateway.formats.schemas import ChatCompletionRequest, EmbeddingRequest
 from aibroker.gateway.http import validate
 from aibroker.gateway.request_context import requested_feature
-from aibroker.gateway.schemas import ChatCompletionRequest, EmbeddingRequest
 from aibroker.jobs.database import write_sessions
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id, new_request_id
