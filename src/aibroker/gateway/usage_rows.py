@@ -55,6 +55,8 @@ def usage_row(
         "cached": False,
         "byok": False,
         "created_at": utcnow(),
+        "ab_split_id": ctx.ab_split[0] if ctx.ab_split else None,
+        "ab_arm": ctx.ab_split[1] if ctx.ab_split else None,
     }
 
 

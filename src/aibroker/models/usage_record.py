@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aibroker.models.base import Base, Timestamped
@@ -15,6 +15,9 @@ class UsageRecord(Timestamped, Base):
         Index("ix_usage_records_request", "request_id"),
         # The routing matrix counts a feature's requests per day / month (migration 0005).
         Index("ix_usage_records_org_feature_created", "organization_id", "feature", "created_at"),
+        # A/B split reports (migration 0020). Partial: requests outside a split never write it.
+        Index("ix_usage_records_ab_split", "ab_split_id", "ab_arm",
+              postgresql_where=text("ab_split_id IS NOT NULL"), sqlite_where=text("ab_split_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -42,3 +45,5 @@ class UsageRecord(Timestamped, Base):
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     byok: Mapped[bool] = mapped_column(Boolean, default=False)
+    ab_split_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the A/B split that chose the model
+    ab_arm: Mapped[str | None] = mapped_column(String(80), nullable=True)  # ... and the arm this request fell in
