@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from aibroker.billing.audit import verify
 from aibroker.models import Organization
 
 from tests.support.accounts import bearer, signup
@@ -46,3 +47,10 @@ def team(broker) -> dict[str, Any]:
         joined = http.post("/api/invitations/accept", json={"token": made.json()["token"], "password": PASS})
         assert joined.status_code == 200, joined.text
     return {"org_id": org_id, "owner": owner["access_token"], "member": joined.json()["access_token"]}
+
+
+def assert_ledger_clean(broker) -> None:
+    """What `aibroker verify-ledger` checks: balances, holds, and a usage record for every debit."""
+    broker.flush()
+    report = verify(broker.db)
+    assert report.ok, report.problems
