@@ -189,6 +189,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
     from aibroker.ai import conversations_endpoints as ai_conversations
+    from aibroker.ai import doors as ai_doors
+    from aibroker.ai import doors_catalog as ai_doors_catalog
+    from aibroker.ai import doors_media as ai_doors_media
     from aibroker.ai import templates_endpoints as ai_templates
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
@@ -225,7 +228,7 @@ def _routers() -> list[APIRouter]:
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
         count_tokens_format.router, moderations_format.router, speech_format.router,
-        ai_templates.router, ai_conversations.router,
+        ai_templates.router, ai_conversations.router, ai_doors.router, ai_doors_media.router, ai_doors_catalog.router,
     ]
 
 
