@@ -63,6 +63,7 @@ async def list_providers(request: Request) -> dict[str, Any]:
         breaker = svc.pool.breakers.get(name)
         state = breaker.state if breaker is not None else "closed"
         routing = matrix.get(name)
+        deployments = getattr(svc.pool.adapters.get(name), "health", None)
         data.append({
             "name": name, "display_name": enabled.spec.display_name or name, "local": enabled.spec.local,
             "key": "byok" if name in own else "platform",
@@ -71,4 +72,6 @@ async def list_providers(request: Request) -> dict[str, Any]:
             "health": {"healthy": state == "closed", "breaker": state,
                        "consecutive_failures": breaker.consecutive_failures if breaker is not None else 0},
         })
+        if callable(deployments):  # several deployments of the provider (AIBROKER_DEPLOYMENTS): each one's health
+            data[-1]["deployments"] = deployments()
     return {"object": "list", "data": data}
