@@ -41,7 +41,7 @@ def test_create_read_update_versions_render_and_delete(broker, org):
         assert old.json() == {"template_id": made["id"], "version": 1, "role": "user", "content": "Say hello to Ana in Spanish."}
         assert http.post(f"/api/ai/templates/{made['id']}/render", json={"version": 9}).status_code == 404
         listed = http.get("/api/ai/templates", params={"category": "demo"}).json()
-        assert [t["id"] for t in listed["data"]] == [made["id"]]
+        assert [t["id"] for t in listed["data"]] == [made["id"]] and listed["total"] == 1
         assert http.get(f"/api/ai/templates/{made['id']}").json()["usage_count"] == 0  # a dry run is not a use
         assert http.delete(f"/api/ai/templates/{made['id']}").status_code == 204
         assert http.get(f"/api/ai/templates/{made['id']}").status_code == 404

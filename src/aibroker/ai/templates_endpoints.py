@@ -36,7 +36,7 @@ async def list_templates(
 ) -> dict[str, Any]:
     """The organization's templates and the public ones, newest first."""
     rows = await service.list_templates(session, who, category=category, public=public, limit=limit, offset=offset)
-    return {"object": "list", "data": [service.template_view(r) for r in rows], "total": await service.total(session, who)}
+    return {"object": "list", "data": [service.template_view(r) for r in rows], "total": await service.total(session, who, category=category, public=public)}
 
 
 @router.post("", status_code=201)

@@ -59,13 +59,18 @@ async def get_writable(session: AsyncSession, principal: Principal, template_id:
     return row
 
 
+def _filters(principal: Principal, category: str | None, public: bool | None) -> list[Any]:
+    where = [_visible(principal)]
+    if category is not None:
+        where.append(AiPromptTemplate.category == category)
+    if public is not None:
+        where.append(AiPromptTemplate.is_public.is_(public))
+    return where
+
+
 async def list_templates(session: AsyncSession, principal: Principal, *, category: str | None, public: bool | None,
                          limit: int, offset: int) -> list[AiPromptTemplate]:
-    query = select(AiPromptTemplate).where(_visible(principal))
-    if category is not None:
-        query = query.where(AiPromptTemplate.category == category)
-    if public is not None:
-        query = query.where(AiPromptTemplate.is_public.is_(public))
+    query = select(AiPromptTemplate).where(*_filters(principal, category, public))
     query = query.order_by(AiPromptTemplate.created_at.desc(), AiPromptTemplate.id.desc()).limit(limit).offset(offset)
     return list((await session.scalars(query)).all())
 
@@ -164,5 +169,7 @@ async def count_use(session: AsyncSession, template_id: str) -> None:
                           .values(usage_count=AiPromptTemplate.usage_count + 1))
 
 
-async def total(session: AsyncSession, principal: Principal) -> int:
-    return int(await session.scalar(select(func.count()).select_from(AiPromptTemplate).where(_visible(principal))) or 0)
+async def total(session: AsyncSession, principal: Principal, *, category: str | None, public: bool | None) -> int:
+    """How many templates the same filters match (for paging)."""
+    query = select(func.count()).select_from(AiPromptTemplate).where(*_filters(principal, category, public))
+    return int(await session.scalar(query) or 0)
