@@ -87,6 +87,9 @@ class Services:
             admission=limits, cache=cache, plan_margin=plans.margin_bps, leases=leases,
         )
         gateway.admission = RoutingLimits(gateway.admission, db.sessions)  # the matrix's daily / monthly limits
+        from aibroker.ai.splits_book import SplitBook
+
+        gateway.router.splits = await SplitBook.start(db.sessions, settings.gateway.routing_reload_seconds)
         services = cls(settings, db, catalog, pool, writer, auth, gateway, byok)
         services.plans, services.limits, services.cache = plans, limits, cache
         if leases is not None:
@@ -188,6 +191,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
+    from aibroker.ai import conversations_endpoints as ai_conversations
+    from aibroker.ai import doors as ai_doors
+    from aibroker.ai import doors_catalog as ai_doors_catalog
+    from aibroker.ai import doors_media as ai_doors_media
+    from aibroker.ai import splits_endpoints as ai_splits
+    from aibroker.ai import templates_endpoints as ai_templates
     from aibroker.batches import endpoints as batches
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
@@ -222,6 +231,8 @@ def _routers() -> list[APIRouter]:
         responses_endpoints.router, completions_format.router,
         count_tokens_format.router, moderations_format.router, speech_format.router,
         batches.router,
+        ai_templates.router, ai_conversations.router, ai_doors.router, ai_doors_media.router, ai_doors_catalog.router,
+        ai_splits.router,
     ]
 
 

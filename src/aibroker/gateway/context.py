@@ -23,6 +23,7 @@ class CallContext:
     profile: str | None = None  # routing profile (x-aibroker-profile / body `profile`); None: "default"
     group: str | None = None  # routing group (x-aibroker-group), e.g. a promotion's group key
     route: Any = None  # what the routing matrix resolved for this request (routing.snapshot.Resolution)
+    ab_split: tuple[str, str] | None = None  # (split id, arm) when an A/B split chose the model (ai/splits_router.py)
     byok_keys: dict[str, str] = field(default_factory=dict)  # provider -> the organization's own key
     started: float = field(default_factory=time.perf_counter)
     # A /v1/batches line (batches/lines.py): its records point at the batch and custom_id, the

@@ -57,6 +57,8 @@ def usage_row(
         "created_at": utcnow(),
         "batch_id": ctx.batch_id,
         "batch_custom_id": ctx.batch_custom_id,
+        "ab_split_id": ctx.ab_split[0] if ctx.ab_split else None,
+        "ab_arm": ctx.ab_split[1] if ctx.ab_split else None,
     }
 
 

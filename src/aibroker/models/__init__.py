@@ -1,5 +1,8 @@
 """Every table, imported here so Alembic and create_all see them all."""
 
+from aibroker.models.ai_conversation import AiConversation, AiConversationMessage
+from aibroker.models.ai_split import AiFeedback, AiSplit
+from aibroker.models.ai_template import AiPromptTemplate, AiPromptTemplateVersion
 from aibroker.models.api_key import ApiKey
 from aibroker.models.base import Base
 from aibroker.models.batch import Batch, BatchLine, StoredFile
@@ -29,6 +32,12 @@ from aibroker.models.user import Invitation, Membership, RefreshToken, User
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
 
 __all__ = [
+    "AiConversation",
+    "AiConversationMessage",
+    "AiFeedback",
+    "AiPromptTemplate",
+    "AiPromptTemplateVersion",
+    "AiSplit",
     "AIContext",
     "ChannelConnection",
     "Conversation",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aibroker.models.base import Base, Timestamped
@@ -17,6 +17,9 @@ class UsageRecord(Timestamped, Base):
         Index("ix_usage_records_org_feature_created", "organization_id", "feature", "created_at"),
         # A batch's lines (migration 0017): each line's records point at its batch and custom_id.
         Index("ix_usage_records_batch", "batch_id", "batch_custom_id"),
+        # A/B split reports (migration 0020). Partial: requests outside a split never write it.
+        Index("ix_usage_records_ab_split", "ab_split_id", "ab_arm",
+              postgresql_where=text("ab_split_id IS NOT NULL"), sqlite_where=text("ab_split_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -46,3 +49,5 @@ class UsageRecord(Timestamped, Base):
     byok: Mapped[bool] = mapped_column(Boolean, default=False)
     batch_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
     batch_custom_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    ab_split_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the A/B split that chose the model
+    ab_arm: Mapped[str | None] = mapped_column(String(80), nullable=True)  # ... and the arm this request fell in

@@ -23,6 +23,10 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
+    @property
+    def consecutive_failures(self) -> int:
+        return self._consecutive
+
     def allow(self) -> bool:
         state = self.state
         if state == "closed":

@@ -86,7 +86,11 @@ def build_adapter(enabled: EnabledProvider, settings: GatewaySettings) -> Provid
 class ProviderPool:
     def __init__(self, enabled: dict[str, EnabledProvider], settings: GatewaySettings) -> None:
         self.enabled = enabled
-        self.adapters: dict[str, Provider] = {name: build_adapter(e, settings) for name, e in enabled.items()}
+        from aibroker.providers.balanced import with_deployments  # several deployments of one provider (AIBROKER_DEPLOYMENTS)
+
+        self.adapters: dict[str, Provider] = {
+            name: with_deployments(name, build_adapter(e, settings), e, settings, build_adapter) for name, e in enabled.items()
+        }
         self.breakers = {
             name: CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_seconds) for name in enabled
         }

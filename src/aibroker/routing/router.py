@@ -55,6 +55,7 @@ class RoutingRouter:
         self.default = default
         self.runtime = runtime
         self.catalog = catalog
+        self.splits: Any = None  # ai.splits_book.SplitBook: A/B splits, the first routing step (app.py)
 
     def default_model(self) -> str:
         return self.default.default_model()  # type: ignore[no-any-return]
@@ -83,6 +84,8 @@ class RoutingRouter:
         return entry
 
     def candidates(self, ctx: CallContext, requested: str | None, kind: str) -> list[ModelEntry]:
+        if self.splits is not None:  # an A/B split of the feature picks the model of a request that names none
+            requested = self.splits.apply(ctx, requested, kind)
         if requested in AUTO_MODELS:
             requested = None
         resolution = self.resolution(ctx)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aibroker.ai.templates_apply import apply_template
 from aibroker.gateway.context import CallContext
 from aibroker.gateway.formats.schemas import BrokerRequest, openapi_body
 from aibroker.gateway.http import (
@@ -125,7 +126,7 @@ async def broker(request: Request) -> Response:
     the API key's default feature, else CHAT_RESPONSE; `x-aibroker-profile` /
     `x-aibroker-group` (or `profile` / `group`) select the routing matrix rows. A consensus
     feature answers by collaborative voting (`"aibroker": {"include_votes": true}` adds the votes)."""
-    req = validate(BrokerRequest, await read_json(request))
+    req = validate(BrokerRequest, await apply_template(request, await read_json(request), "broker"))
     result, headers = await _ask(request, req)
     return JSONResponse(result, headers=headers)
 

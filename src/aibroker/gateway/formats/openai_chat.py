@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from aibroker.ai.templates_apply import apply_template
 from aibroker.gateway.formats.schemas import ChatCompletionRequest, EmbeddingRequest, openapi_body
 from aibroker.gateway.http import (
     JSONResponse,
@@ -33,7 +34,7 @@ async def chat_completions(request: Request) -> Response:
     headers `x-aibroker-cost-micros` / `x-aibroker-balance-micros`. A streamed call with
     `stream_options.include_usage` gets its cost in the final usage chunk (`aibroker`)."""
     principal = await authenticate(request)
-    body = await read_json(request)
+    body = await apply_template(request, await read_json(request), "chat", principal)
     validate(ChatCompletionRequest, body)
     ctx = call_context(request, principal, "chat", body)
     gateway = services(request).gateway

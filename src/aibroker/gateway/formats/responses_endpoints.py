@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from aibroker.ai.templates_apply import apply_template
 from aibroker.errors import BrokerError
 from aibroker.gateway.formats.responses import (
     ResponsesRequest,
@@ -80,7 +81,7 @@ async def create_response(request: Request) -> Response:
     `x-aibroker-balance-micros`; a stream's `response.completed` carries
     `response.aibroker: {cost_micros, balance_micros}`."""
     principal = await authenticate(request)
-    raw = await read_json(request)
+    raw = await apply_template(request, await read_json(request), "responses", principal)
     check_supported(raw)
     parsed = validate(ResponsesRequest, raw)
     ctx = call_context(request, principal, "responses", raw)
