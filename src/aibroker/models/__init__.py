@@ -5,6 +5,7 @@ from aibroker.models.base import Base
 from aibroker.models.channel import AIContext, ChannelConnection, WebhookEvent
 from aibroker.models.conversation import Conversation, Message
 from aibroker.models.event import Event
+from aibroker.models.guardrails import GuardrailSettings, PlatformProviderKey, ProviderActivity, SignedRequestNonce
 from aibroker.models.job import Job
 from aibroker.models.lead import Lead, LeadScoreEvent
 from aibroker.models.model_override import ModelOverride
@@ -38,6 +39,10 @@ __all__ = [
     "ApiKey",
     "Base",
     "Event",
+    "GuardrailSettings",
+    "PlatformProviderKey",
+    "ProviderActivity",
+    "SignedRequestNonce",
     "Invitation",
     "LedgerEntry",
     "Membership",

@@ -42,3 +42,6 @@ class UsageRecord(Timestamped, Base):
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     byok: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the guardrails decided (issue 15), e.g. "flagged:input:violence", "blocked:output:hate",
+    # "redacted:output"; NULL when no guardrail acted.
+    guardrail: Mapped[str | None] = mapped_column(String(120), nullable=True)
