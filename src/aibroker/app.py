@@ -49,6 +49,8 @@ class Services:
     cache: Any = None  # cache.service.ResponseCache
     leases: LeaseBook | None = None  # this process's wallet leases (None: ledger off)
     responses: Any = None  # gateway.formats.responses_store.ResponseStore: stored /v1/responses
+    key_guards: Any = None  # tenancy.key_guard.KeyGuards: trusted proxies, signed-request nonces
+    lifecycle: Any = None  # billing.key_lifecycle.KeyLifecycle: last-used writer, platform keys, guardrails
     _lease_upkeep: asyncio.Task[None] | None = None
 
     @classmethod
@@ -89,6 +91,10 @@ class Services:
         gateway.admission = RoutingLimits(gateway.admission, db.sessions)  # the matrix's daily / monthly limits
         services = cls(settings, db, catalog, pool, writer, auth, gateway, byok)
         services.plans, services.limits, services.cache = plans, limits, cache
+        from aibroker.tenancy.key_guard import KeyGuards, NonceBook, trusted_networks
+
+        services.key_guards = KeyGuards(trusted_networks(settings.guard.trusted_proxies), NonceBook(db.sessions))
+        auth.signature_window_seconds = settings.guard.signature_window_seconds
         if leases is not None:
             services.leases = leases
             services._lease_upkeep = asyncio.create_task(leases.run(), name="lease-upkeep")
