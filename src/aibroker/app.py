@@ -89,6 +89,13 @@ class Services:
             admission=limits, cache=cache, plan_margin=plans.margin_bps, leases=leases,
         )
         gateway.admission = RoutingLimits(gateway.admission, db.sessions)  # the matrix's daily / monthly limits
+        from aibroker.guardrails.engine import Guardrails
+        from aibroker.guardrails.policy import GuardrailBook
+
+        gateway.guardrails = Guardrails(
+            GuardrailBook(db.sessions, cache_seconds=settings.guard.guardrails_cache_seconds),
+            phone_region=settings.limits.pii_phone_region, output_pii_everywhere=settings.guard.pii_redaction_output,
+        )
         services = cls(settings, db, catalog, pool, writer, auth, gateway, byok)
         services.plans, services.limits, services.cache = plans, limits, cache
         from aibroker.tenancy.key_guard import KeyGuards, NonceBook, trusted_networks
@@ -209,6 +216,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.gateway.formats import moderations as moderations_format
     from aibroker.gateway.formats import responses_endpoints
     from aibroker.gateway.formats import speech as speech_format
+    from aibroker.guardrails import endpoints as guardrails
     from aibroker.jobs import endpoints as jobs
     from aibroker.limits import plan_endpoints, quota_endpoints
     from aibroker.messaging import endpoints as messaging
@@ -229,6 +237,7 @@ def _routers() -> list[APIRouter]:
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
         count_tokens_format.router, moderations_format.router, speech_format.router,
+        guardrails.router,
     ]
 
 

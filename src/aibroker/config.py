@@ -242,6 +242,9 @@ class GuardSettings(BaseSettings):
     # before they are read again (a change shows in other processes within this).
     platform_keys_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     guardrails_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # Redact PII (e-mail addresses, card numbers, phone numbers) in every organization's answers,
+    # as AIBROKER_PII_REDACTION does in prompts (an organization can also turn it on for itself).
+    pii_redaction_output: bool = False
     # Fetch a new lead's name and picture from the channel's profile API (a queued job).
     enrich_leads: bool = True
 

@@ -24,6 +24,10 @@ class CallContext:
     route: Any = None  # what the routing matrix resolved for this request (routing.snapshot.Resolution)
     byok_keys: dict[str, str] = field(default_factory=dict)  # provider -> the organization's own key
     started: float = field(default_factory=time.perf_counter)
+    # Guardrails (issue 15): what they decided (usage record `guardrail`), and whether this is
+    # the broker's own call on the tenant's behalf (a moderation check: not admitted again).
+    guardrail: str | None = None
+    internal: bool = False
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

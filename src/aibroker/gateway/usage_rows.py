@@ -54,6 +54,7 @@ def usage_row(
         "streamed": streamed,
         "cached": False,
         "byok": False,
+        "guardrail": ctx.guardrail,
         "created_at": utcnow(),
     }
 

@@ -17,6 +17,7 @@ class GuardrailSettings(Base):
     __tablename__ = "guardrail_settings"
 
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    redact_input_pii: Mapped[bool] = mapped_column(Boolean, default=False)
     redact_output_pii: Mapped[bool] = mapped_column(Boolean, default=False)
     moderate_input: Mapped[bool] = mapped_column(Boolean, default=False)
     moderate_output: Mapped[bool] = mapped_column(Boolean, default=False)

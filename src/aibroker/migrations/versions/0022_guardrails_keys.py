@@ -45,6 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "guardrail_settings",
         sa.Column("organization_id", sa.String(length=40), nullable=False),
+        sa.Column("redact_input_pii", sa.Boolean(), nullable=False),
         sa.Column("redact_output_pii", sa.Boolean(), nullable=False),
         sa.Column("moderate_input", sa.Boolean(), nullable=False),
         sa.Column("moderate_output", sa.Boolean(), nullable=False),
