@@ -50,7 +50,8 @@ class Services:
     leases: LeaseBook | None = None  # this process's wallet leases (None: ledger off)
     responses: Any = None  # gateway.formats.responses_store.ResponseStore: stored /v1/responses
     key_guards: Any = None  # tenancy.key_guard.KeyGuards: trusted proxies, signed-request nonces
-    lifecycle: Any = None  # billing.key_lifecycle.KeyLifecycle: last-used writer, platform keys, guardrails
+    activity: Any = None  # billing.activity.ActivityRecorder: last-used times, written coalesced
+    platform_keys: Any = None  # billing.platform_keys.PlatformKeys: the platform's stored provider keys
     _lease_upkeep: asyncio.Task[None] | None = None
 
     @classmethod
@@ -102,6 +103,15 @@ class Services:
 
         services.key_guards = KeyGuards(trusted_networks(settings.guard.trusted_proxies), NonceBook(db.sessions))
         auth.signature_window_seconds = settings.guard.signature_window_seconds
+        from aibroker.billing.activity import ActivityRecorder
+        from aibroker.billing.platform_keys import PlatformKeys
+
+        services.activity = gateway.activity = ActivityRecorder(db.sessions, flush_seconds=settings.guard.last_used_flush_seconds)
+        services.platform_keys = PlatformKeys(db.sessions, pool, catalog, settings.gateway, secret=settings.server.secret_key,
+                                              refresh_seconds=settings.guard.platform_keys_cache_seconds)
+        await services.platform_keys.refresh()  # stored keys win over the environment from the first request
+        services.activity.start()
+        services.platform_keys.start()
         if leases is not None:
             services.leases = leases
             services._lease_upkeep = asyncio.create_task(leases.run(), name="lease-upkeep")
@@ -111,6 +121,10 @@ class Services:
         return services
 
     async def stop(self) -> None:
+        if self.platform_keys is not None:
+            self.platform_keys.stop()
+        if self.activity is not None:
+            await self.activity.aclose()
         if self._lease_upkeep is not None:
             self._lease_upkeep.cancel()
         if self.leases is not None:
@@ -203,6 +217,7 @@ def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
+    from aibroker.billing import platform_key_endpoints
     from aibroker.catalog import admin_endpoints as catalog_admin
     from aibroker.gateway import (
         anthropic_endpoints,
@@ -237,7 +252,7 @@ def _routers() -> list[APIRouter]:
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
         count_tokens_format.router, moderations_format.router, speech_format.router,
-        guardrails.router,
+        guardrails.router, platform_key_endpoints.router,
     ]
 
 

@@ -23,7 +23,7 @@ def broker_env(broker_env):
 
 @pytest.fixture
 def org(broker):
-    return broker.create_org("Acme", credit="10")
+    return broker.create_org("Acme", credit="10", plan="enterprise")
 
 
 def _set(broker, org, **settings):

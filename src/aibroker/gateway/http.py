@@ -109,6 +109,8 @@ async def authenticate(
     )
     if principal.guard is not None:
         await guarded(request, principal)
+    if principal.api_key_id is not None and found.activity is not None:
+        found.activity.touch_key(principal.api_key_id)  # memory only: written every few seconds
     return principal.require(permission) if permission else principal
 
 

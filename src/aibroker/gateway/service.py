@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aibroker.billing import byok_budget
 from aibroker.billing.batch import HoldRefused, Settle, Settled
 from aibroker.billing.estimate import chat_input_bound, embedding_input_bound
 from aibroker.billing.leases import LeaseBook, LocalHold
@@ -136,6 +137,7 @@ class Gateway:
         self.leases = leases if billing_settings.ledger_enabled else None
         self.runner = AttemptRunner(pool, gateway_settings)
         self.guardrails = guardrails  # guardrails.engine.Guardrails: per-organization output filters, moderation
+        self.activity: Any = None  # billing.activity.ActivityRecorder: last-used times, written coalesced
 
     def default_model(self) -> str:
         return self.router.default_model()  # type: ignore[attr-defined, no-any-return]
@@ -251,6 +253,7 @@ class Gateway:
 
     async def refused(self, ctx: CallContext, model: ModelEntry, exc: BrokerError) -> None:
         """A request refused before any upstream call: a usage record says why; nothing is charged."""
+        byok_budget.settle_budgets(self, ctx, None, None)
         row = usage_row(ctx, model, Usage(), None, status="refused", attempt=0, upstream_ms=0, error=exc)
         metrics.REQUESTS.labels(ctx.endpoint, "refused").inc()
         await self.writer.outcome(self.writer.submit_nowait(Settle(ctx.principal.organization_id, row)))
@@ -260,6 +263,7 @@ class Gateway:
         Recorded before the error is answered; a cancelled request (client gone) cannot wait."""
         if hold is not None and self.leases is not None:
             self.leases.release(hold)
+        byok_budget.settle_budgets(self, ctx, None, None)
         cancelled = isinstance(exc, asyncio.CancelledError)
         row = usage_row(ctx, model, Usage(), None, status="cancelled" if cancelled else "error", attempt=0, upstream_ms=0, error=exc)
         pending = self.writer.submit_nowait(Settle(ctx.principal.organization_id, row))
@@ -272,6 +276,7 @@ class Gateway:
     ) -> Settle:
         row = usage_row(ctx, model, usage, cost, **kw)
         row["byok"] = model.provider in ctx.byok_keys
+        byok_budget.on_settled(self, ctx, model, cost, served=ctx.cache_status != "hit")
         debit = cost.billed_micros if self.billing.ledger_enabled else 0
         lease_id = hold.lease_id if hold is not None else None
         return Settle(ctx.principal.organization_id, row, hold_id=lease_id, debit=debit, from_lease=lease_id is not None)
@@ -309,12 +314,21 @@ class Gateway:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, CHAT)  # input rules first: the upstream bodies see the redacted text
         policy = await guard.guard_input(self, ctx, body)
-        return await self._run(ctx, body, self.plan_chat(ctx, body), lambda p, c: p.chat(c), policy)
+        return await self._run(ctx, body, await self._planned(ctx, body, CHAT), lambda p, c: p.chat(c), policy)
 
     async def embed(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, EMBEDDING)
-        return await self._run(ctx, body, self.plan_embedding(ctx, body), lambda p, c: p.embed(c))
+        return await self._run(ctx, body, await self._planned(ctx, body, EMBEDDING), lambda p, c: p.embed(c))
+
+    async def _planned(self, ctx: CallContext, body: dict[str, Any], kind: str) -> Plan:
+        """The plan, after the monthly limits of the organization's own keys had their say."""
+        await byok_budget.reserve_for_tokens(self, ctx, body, kind)
+        try:
+            return self.plan_chat(ctx, body) if kind == CHAT else self.plan_embedding(ctx, body)
+        except BaseException:
+            byok_budget.settle_budgets(self, ctx, None, None)
+            raise
 
     async def _run(
         self, ctx: CallContext, body: dict[str, Any], plan: Plan, invoke: Callable[[Provider, Call], Awaitable[Result]],
@@ -375,7 +389,7 @@ class Gateway:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, CHAT)
         policy = await guard.guard_input(self, ctx, body)
-        plan = self.plan_chat(ctx, body)
+        plan = await self._planned(ctx, body, CHAT)
         primary = plan.chain[0]
         ticket = await self.admit(ctx, primary, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
