@@ -38,6 +38,8 @@ class Lead(Timestamped, Base):
     # Enrichment from the platform's profile API (messaging.enrich): best effort, once.
     profile_picture_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     profile_fetched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Not a column: true on the instance `messaging.leads.find_or_create` has just created.
+    is_new = False
 
 
 class LeadScoreEvent(Timestamped, Base):
