@@ -47,3 +47,8 @@ class ApiKey(Timestamped, Base):
     signing_window_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Written coalesced (tenancy.last_used): accurate to the flush interval, not per request.
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def key_id(self) -> str | None:
+        """Which secret key sealed the signing secret (the name `aibroker secrets rotate` reads)."""
+        return self.signing_key_id
