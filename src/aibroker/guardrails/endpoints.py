@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -32,8 +32,6 @@ class Guardrails(BaseModel):
     (`/v1/chat/completions`, `/v1/responses`, `/v1/messages`, `/v1/completions`,
     `/api/ai/broker`, the auto-responder), streamed or not."""
 
-    model_config = ConfigDict(extra="forbid")
-
     redact_input_pii: bool = Field(default=False, description="Replace e-mail addresses, card numbers and phone numbers in prompts with [EMAIL], [CARD], [PHONE] before they leave the broker.")
     redact_output_pii: bool = Field(default=False, description="The same in answers, streamed answers included.")
     moderate_input: bool = Field(default=False, description="Check prompts with the rules and / or the moderation model.")
@@ -49,8 +47,6 @@ class Guardrails(BaseModel):
 
 
 class GuardrailsView(Guardrails):
-    model_config = ConfigDict(extra="ignore")
-
     organization_id: str = Field(description="The organization these guardrails belong to.")
     updated_at: dt.datetime | None = Field(default=None, description="When they were last changed (null: never set).")
 

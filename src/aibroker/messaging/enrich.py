@@ -32,6 +32,7 @@ ENRICH = "messaging.enrich_lead"
 PROFILE_FIELDS = {"facebook": "first_name,last_name,profile_pic", "instagram": "name,username,profile_pic"}
 MAX_ATTEMPTS = 3
 PRIORITY = 1  # below the reply (5): enrichment never delays an answer
+DELAY_SECONDS = 5.0  # and it runs after the reply has had its turn (the reply's own jobs come first)
 
 
 async def enqueue_enrichment(session: AsyncSession, lead: Lead, connection: ChannelConnection, *, enabled: bool) -> bool:
@@ -39,7 +40,7 @@ async def enqueue_enrichment(session: AsyncSession, lead: Lead, connection: Chan
     if not enabled or not lead.is_new or lead.channel not in PROFILE_FIELDS or (lead.name and lead.profile_picture_url):
         return False
     await enqueue(session, ENRICH, {"lead_id": lead.id, "connection_id": connection.id},
-                  organization_id=lead.organization_id, priority=PRIORITY, max_attempts=MAX_ATTEMPTS)
+                  organization_id=lead.organization_id, priority=PRIORITY, max_attempts=MAX_ATTEMPTS, delay_seconds=DELAY_SECONDS)
     return True
 
 
