@@ -193,3 +193,6 @@ def test_a_stored_platform_key_enables_a_provider_without_environment_key(broker
             served = tenant.post("/v1/chat/completions", json=body)
             assert served.status_code == 200, served.text
             assert groq.requests[-1].headers["authorization"] == "Bearer gsk-db-key-9999"
+            assert admin.delete("/api/admin/provider-keys/groq").status_code == 204
+            gone = tenant.post("/v1/chat/completions", json=body)  # no key left anywhere: the provider is gone again
+            assert gone.status_code in (400, 404) and len(groq.requests) == 1

@@ -51,8 +51,10 @@ class PlatformKeys:
         self._key_id = crypto.key_id(secret)
         self.refresh_seconds = refresh_seconds
         self._env = {name: enabled.api_key for name, enabled in pool.enabled.items()}
+        self._enabled_here: set[str] = set()  # providers only a stored key enabled
         self.applied: dict[str, str] = {}  # provider -> hint of the stored key in use
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     async def load(self) -> dict[str, str]:
         """provider -> plaintext key of every stored key this process can open."""
@@ -69,7 +71,8 @@ class PlatformKeys:
         return keys
 
     async def refresh(self) -> None:
-        self.apply(await self.load())
+        async with self._lock:  # a slower, older read never lands after a newer one
+            self.apply(await self.load())
 
     def apply(self, stored: dict[str, str]) -> None:
         specs = keyed_specs()
@@ -78,13 +81,18 @@ class PlatformKeys:
                 if provider not in specs:
                     continue
                 self._enable(specs[provider], key)
+                if provider not in self._pool.adapters:
+                    continue
             _target(self._pool.adapters[provider])._api_key = key
             self.applied[provider] = key[-4:]
         for provider in [p for p in self.applied if p not in stored]:
+            del self.applied[provider]
+            if provider in self._enabled_here:
+                self._disable(provider)
+                continue
             adapter = self._pool.adapters.get(provider)
             if adapter is not None:
-                _target(adapter)._api_key = self._env.get(provider)  # back to the environment's key (or none)
-            del self.applied[provider]
+                _target(adapter)._api_key = self._env.get(provider)  # back to the environment's key
 
     def _enable(self, spec: ProviderSpec, key: str) -> None:
         import os
@@ -97,8 +105,19 @@ class PlatformKeys:
         self._pool.enabled[spec.name] = enabled
         self._pool.adapters[spec.name] = build_adapter(enabled, self._settings)
         self._pool.breakers[spec.name] = CircuitBreaker(self._settings.breaker_failures, self._settings.breaker_cooldown_seconds)
-        self._env.setdefault(spec.name, None)
+        self._enabled_here.add(spec.name)
         self._catalog.enable_provider(spec.name)
+
+    def _disable(self, provider: str) -> None:
+        """Its stored key was the only one: the provider goes away again (its breaker stays, so a
+        request planned a moment ago finds no adapter and is answered as for a provider that is down)."""
+        self._enabled_here.discard(provider)
+        self._catalog.disable_provider(provider)
+        self._pool.enabled.pop(provider, None)
+        adapter = self._pool.adapters.pop(provider, None)
+        if adapter is not None:
+            task = asyncio.ensure_future(adapter.aclose())
+            task.add_done_callback(lambda t: t.exception())
 
     async def run(self) -> None:
         while True:

@@ -48,6 +48,12 @@ class Catalog:
             self.enabled_providers.add(name)
             self._reindex()
 
+    def disable_provider(self, name: str) -> None:
+        """The reverse of `enable_provider` (its stored platform key was deleted)."""
+        if name in self.enabled_providers:
+            self.enabled_providers.discard(name)
+            self._reindex()
+
     def register_discovered(self, found: list[ModelEntry]) -> list[ModelEntry]:
         """Add models a local server reported that the catalog lacks. They cost zero (their
         prices are 0) but are recorded like any call; a database override can price them.
