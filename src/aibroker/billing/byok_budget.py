@@ -131,3 +131,16 @@ async def reserve_for_tokens(gateway: Gateway, ctx: CallContext, body: dict[str,
         def bound(m: ModelEntry) -> int:
             return bound_cost(m, tokens, 0, 0)
     await reserve_budgets(gateway, ctx, chain, bound)
+
+
+async def planned(gateway: Gateway, ctx: CallContext, body: dict[str, Any], kind: str) -> Any:
+    """The gateway's plan for a chat / embedding request, after the monthly limits of the
+    organization's own keys had their say (a plan that fails gives its reservations back)."""
+    from aibroker.catalog.registry import CHAT
+
+    await reserve_for_tokens(gateway, ctx, body, kind)
+    try:
+        return gateway.plan_chat(ctx, body) if kind == CHAT else gateway.plan_embedding(ctx, body)
+    except BaseException:
+        settle_budgets(gateway, ctx, None, None)
+        raise

@@ -314,21 +314,12 @@ class Gateway:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, CHAT)  # input rules first: the upstream bodies see the redacted text
         policy = await guard.guard_input(self, ctx, body)
-        return await self._run(ctx, body, await self._planned(ctx, body, CHAT), lambda p, c: p.chat(c), policy)
+        return await self._run(ctx, body, await byok_budget.planned(self, ctx, body, CHAT), lambda p, c: p.chat(c), policy)
 
     async def embed(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, EMBEDDING)
-        return await self._run(ctx, body, await self._planned(ctx, body, EMBEDDING), lambda p, c: p.embed(c))
-
-    async def _planned(self, ctx: CallContext, body: dict[str, Any], kind: str) -> Plan:
-        """The plan, after the monthly limits of the organization's own keys had their say."""
-        await byok_budget.reserve_for_tokens(self, ctx, body, kind)
-        try:
-            return self.plan_chat(ctx, body) if kind == CHAT else self.plan_embedding(ctx, body)
-        except BaseException:
-            byok_budget.settle_budgets(self, ctx, None, None)
-            raise
+        return await self._run(ctx, body, await byok_budget.planned(self, ctx, body, EMBEDDING), lambda p, c: p.embed(c))
 
     async def _run(
         self, ctx: CallContext, body: dict[str, Any], plan: Plan, invoke: Callable[[Provider, Call], Awaitable[Result]],
@@ -389,7 +380,7 @@ class Gateway:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, CHAT)
         policy = await guard.guard_input(self, ctx, body)
-        plan = await self._planned(ctx, body, CHAT)
+        plan = await byok_budget.planned(self, ctx, body, CHAT)
         primary = plan.chain[0]
         ticket = await self.admit(ctx, primary, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
