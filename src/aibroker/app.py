@@ -49,6 +49,9 @@ class Services:
     cache: Any = None  # cache.service.ResponseCache
     leases: LeaseBook | None = None  # this process's wallet leases (None: ledger off)
     responses: Any = None  # gateway.formats.responses_store.ResponseStore: stored /v1/responses
+    key_guards: Any = None  # tenancy.key_guard.KeyGuards: trusted proxies, signed-request nonces
+    activity: Any = None  # billing.activity.ActivityRecorder: last-used times, written coalesced
+    platform_keys: Any = None  # billing.platform_keys.PlatformKeys: the platform's stored provider keys
     _lease_upkeep: asyncio.Task[None] | None = None
 
     @classmethod
@@ -90,8 +93,29 @@ class Services:
         from aibroker.ai.splits_book import SplitBook
 
         gateway.router.splits = await SplitBook.start(db.sessions, settings.gateway.routing_reload_seconds)
+
+        from aibroker.guardrails.engine import Guardrails
+        from aibroker.guardrails.policy import GuardrailBook
+
+        gateway.guardrails = Guardrails(
+            GuardrailBook(db.sessions, cache_seconds=settings.guard.guardrails_cache_seconds),
+            phone_region=settings.limits.pii_phone_region, output_pii_everywhere=settings.guard.pii_redaction_output,
+        )
         services = cls(settings, db, catalog, pool, writer, auth, gateway, byok)
         services.plans, services.limits, services.cache = plans, limits, cache
+        from aibroker.tenancy.key_guard import KeyGuards, NonceBook, trusted_networks
+
+        services.key_guards = KeyGuards(trusted_networks(settings.guard.trusted_proxies), NonceBook(db.sessions))
+        auth.signature_window_seconds = settings.guard.signature_window_seconds
+        from aibroker.billing.activity import ActivityRecorder
+        from aibroker.billing.platform_keys import PlatformKeys
+
+        services.activity = gateway.activity = ActivityRecorder(db.sessions, flush_seconds=settings.guard.last_used_flush_seconds)
+        services.platform_keys = PlatformKeys(db.sessions, pool, catalog, settings.gateway, secret=settings.server.secret_key,
+                                              refresh_seconds=settings.guard.platform_keys_cache_seconds)
+        await services.platform_keys.refresh()  # stored keys win over the environment from the first request
+        services.activity.start()
+        services.platform_keys.start()
         if leases is not None:
             services.leases = leases
             services._lease_upkeep = asyncio.create_task(leases.run(), name="lease-upkeep")
@@ -101,6 +125,10 @@ class Services:
         return services
 
     async def stop(self) -> None:
+        if self.platform_keys is not None:
+            self.platform_keys.stop()
+        if self.activity is not None:
+            await self.activity.aclose()
         if self._lease_upkeep is not None:
             self._lease_upkeep.cancel()
         if self.leases is not None:
@@ -198,7 +226,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.ai import splits_endpoints as ai_splits
     from aibroker.ai import templates_endpoints as ai_templates
     from aibroker.batches import endpoints as batches
-    from aibroker.billing import byok
+    from aibroker.billing import byok, platform_key_endpoints
     from aibroker.billing import endpoints as wallet
     from aibroker.catalog import admin_endpoints as catalog_admin
     from aibroker.gateway import usage_endpoints
@@ -210,6 +238,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.gateway.formats import moderations as moderations_format
     from aibroker.gateway.formats import openai_chat as endpoints
     from aibroker.gateway.formats import speech as speech_format
+    from aibroker.guardrails import endpoints as guardrails
     from aibroker.jobs import endpoints as jobs
     from aibroker.limits import plan_endpoints, quota_endpoints
     from aibroker.messaging import endpoints as messaging
@@ -233,6 +262,7 @@ def _routers() -> list[APIRouter]:
         batches.router,
         ai_templates.router, ai_conversations.router, ai_doors.router, ai_doors_media.router, ai_doors_catalog.router,
         ai_splits.router,
+        guardrails.router, platform_key_endpoints.router,
     ]
 
 

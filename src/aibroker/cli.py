@@ -81,6 +81,7 @@ def serve(
         log_config=None,
         log_level=settings.server.log_level.lower(),
         timeout_graceful_shutdown=10,
+        proxy_headers=False,  # X-Forwarded-For is believed only from AIBROKER_TRUSTED_PROXIES (tenancy/key_guard.py)
     )
 
 
@@ -266,7 +267,8 @@ Set OPENAI_API_KEY (or ANTHROPIC_API_KEY, ...) to use real models; `mock-*` mode
     settings = get_settings()
     configure(settings.server.log_level)
     config = uvicorn.Config("aibroker.app:create_app", factory=True, loop="uvloop", http="httptools", access_log=False,
-                            log_config=None, log_level=settings.server.log_level.lower(), timeout_graceful_shutdown=10)
+                            log_config=None, log_level=settings.server.log_level.lower(), timeout_graceful_shutdown=10,
+                            proxy_headers=False)
     uvicorn.Server(config).run(sockets=[sock])  # on the socket bound above
 
 

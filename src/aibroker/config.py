@@ -242,6 +242,29 @@ class BatchSettings(BaseSettings):
     batch_slice_seconds: float = Field(default=25.0, ge=0, le=3600)
 
 
+class GuardSettings(BaseSettings):
+    """Guardrails, IP allowlists, request signing, key lifecycle and lead enrichment (issue 15)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    # Proxies whose X-Forwarded-For is believed (comma-separated IPs / CIDRs). Empty: the
+    # client is the TCP peer, and X-Forwarded-For is ignored.
+    trusted_proxies: str = ""
+    # A signed request's timestamp may be this far from the broker's clock (a key may set its own).
+    signature_window_seconds: int = Field(default=300, ge=10, le=3600)
+    # How often each process writes the "last used" times it collected (one batch, not a write per request).
+    last_used_flush_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # How long the platform's stored provider keys and organizations' guardrails are trusted
+    # before they are read again (a change shows in other processes within this).
+    platform_keys_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    guardrails_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # Redact PII (e-mail addresses, card numbers, phone numbers) in every organization's answers,
+    # as AIBROKER_PII_REDACTION does in prompts (an organization can also turn it on for itself).
+    pii_redaction_output: bool = False
+    # Fetch a new lead's name and picture from the channel's profile API (a queued job).
+    enrich_leads: bool = True
+
+
 class Settings:
     """All settings groups, read once per process."""
 
@@ -257,6 +280,7 @@ class Settings:
         self.messaging = MessagingSettings()
         self.storage = StorageSettings()
         self.batches = BatchSettings()
+        self.guard = GuardSettings()
 
 
 @lru_cache

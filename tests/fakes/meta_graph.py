@@ -1,6 +1,7 @@
 """Fake Meta Graph API over real HTTP: the WhatsApp Cloud API and Messenger / Instagram Send API
-(POST /{version}/{phone-number-id|page-id|me}/messages), with Meta's error envelope and
-injectable faults. `ThreadedFake` (also used by the fake TikTok API) runs a Starlette app on
+(POST /{version}/{phone-number-id|page-id|me}/messages), the Messenger / Instagram User Profile
+API (GET /{version}/{PSID|IGSID}?fields=...&access_token=...: only the asked fields, plus `id`),
+with Meta's error envelope and injectable faults. `ThreadedFake` (also used by the fake TikTok API) runs a Starlette app on
 a free port in a thread."""
 
 from __future__ import annotations
@@ -123,8 +124,34 @@ class FakeGraphAPI(ThreadedFake):
     name = "fake-graph"
 
     def __init__(self) -> None:
-        super().__init__([Route(f"/{VERSION}/{{node}}/messages", self._messages, methods=["POST"])])
+        super().__init__([
+            Route(f"/{VERSION}/{{node}}/messages", self._messages, methods=["POST"]),
+            Route(f"/{VERSION}/{{user}}", self._profile, methods=["GET"]),
+        ])
         self.tokens: dict[str, str] = {}
+        self.profiles: dict[str, dict[str, Any] | Reply] = {}  # PSID / IGSID -> its profile fields (or a scripted answer)
+
+    def profile_lookups(self) -> list[Recorded]:
+        return [r for r in self.requests if not r.path.endswith("/messages")]
+
+    async def _profile(self, request: Request) -> Response:
+        _, fault = await self._record(request)
+        if fault is not None:
+            return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
+        token = request.query_params.get("access_token")
+        if not token or token not in self.tokens.values():
+            return JSONResponse(graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token").body, status_code=401)
+        user = request.path_params["user"]
+        profile = self.profiles.get(user)
+        if profile is None:
+            message = f"Unsupported get request. Object with ID '{user}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+            error = graph_error(400, 100, message, subcode=33)
+            error.body["error"]["type"] = "GraphMethodException"
+            return JSONResponse(error.body, status_code=400)
+        if isinstance(profile, Reply):
+            return JSONResponse(profile.body, status_code=profile.status, headers=profile.headers)
+        fields = [f.strip() for f in (request.query_params.get("fields") or "").split(",") if f.strip()]
+        return JSONResponse({**{f: profile[f] for f in fields if f in profile}, "id": user})
 
     @property
     def base_url(self) -> str:

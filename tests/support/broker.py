@@ -59,7 +59,8 @@ class BrokerServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5, access_log=False)
+        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5, access_log=False,
+                                proxy_headers=False)  # as `aibroker serve`: only AIBROKER_TRUSTED_PROXIES are believed
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self._thread.start()

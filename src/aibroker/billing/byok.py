@@ -49,10 +49,20 @@ def byok_providers(pool: ProviderPool) -> set[str]:
     return {name for name, enabled in pool.enabled.items() if enabled.spec.key_env}
 
 
+@dataclass(frozen=True, slots=True)
+class KeyMeta:
+    """What the gateway needs besides the key: which row (last used, usage), its expiry, its limit."""
+
+    credential_id: str
+    expires_at: float | None  # epoch seconds
+    monthly_limit_micros: int | None
+
+
 @dataclass(slots=True)
 class _Sealed:
     expires_at: float  # monotonic
     keys: dict[str, tuple[bytes, str]]  # provider -> (sealed key, key id)
+    meta: dict[str, KeyMeta]
 
 
 class ProviderKeyStore:
@@ -74,7 +84,16 @@ class ProviderKeyStore:
             self._cache[organization_id] = cached
         if not cached.keys:
             return {}
-        return {p: key for p, (sealed, kid) in cached.keys.items() if (key := self._open(organization_id, p, sealed, kid))}
+        now = time.time()
+        return {
+            p: key for p, (sealed, kid) in cached.keys.items()
+            if not _expired(cached.meta[p], now) and (key := self._open(organization_id, p, sealed, kid))
+        }
+
+    def meta(self, organization_id: str) -> dict[str, KeyMeta]:
+        """provider -> its key's row, expiry and limit (as last loaded by `keys_for`)."""
+        cached = self._cache.get(organization_id)
+        return cached.meta if cached is not None else {}
 
     def _open(self, organization_id: str, provider: str, sealed: bytes, kid: str) -> str | None:
         if kid != self._key_id:  # sealed under a previous secret: unusable until re-entered
@@ -84,24 +103,37 @@ class ProviderKeyStore:
 
     async def _load(self, organization_id: str) -> _Sealed:
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(ProviderCredential.provider, ProviderCredential.sealed_key, ProviderCredential.key_id).where(
+            rows = (await session.execute(
+                select(ProviderCredential.provider, ProviderCredential.sealed_key, ProviderCredential.key_id,
+                       ProviderCredential.id, ProviderCredential.expires_at, ProviderCredential.monthly_limit_micros).where(
                     ProviderCredential.organization_id == organization_id
                 )
-            )
-            keys = {provider: (bytes(sealed), kid) for provider, sealed, kid in rows}
-        return _Sealed(time.monotonic() + self._cache_seconds, keys)
+            )).all()
+            keys = {provider: (bytes(sealed), kid) for provider, sealed, kid, *_ in rows}
+            meta = {
+                provider: KeyMeta(cred_id, expires.timestamp() if expires is not None else None, limit)
+                for provider, _, _, cred_id, expires, limit in rows
+            }
+        return _Sealed(time.monotonic() + self._cache_seconds, keys, meta)
 
     def forget(self, organization_id: str) -> None:
         self._cache.pop(organization_id, None)
         self._loads.forget(organization_id)
 
 
+def _expired(meta: KeyMeta, now: float) -> bool:
+    return meta.expires_at is not None and meta.expires_at <= now
+
+
 # -- service (takes a session, never commits) -----------------------------------------
 
 
-async def save_key(session: AsyncSession, *, organization_id: str, provider: str, api_key: str, secret: str) -> ProviderCredential:
-    """Store (or replace) the organization's key for `provider`, sealed."""
+async def save_key(
+    session: AsyncSession, *, organization_id: str, provider: str, api_key: str, secret: str,
+    expires_at: dt.datetime | None = None, monthly_limit_micros: int | None = None,
+) -> ProviderCredential:
+    """Store (or replace) the organization's key for `provider`, sealed. A replaced key keeps
+    its month's usage (the limit is the organization's budget for the provider)."""
     sealed = crypto.seal(api_key, secret, context=seal_context(organization_id, provider))
     existing = await session.scalar(
         select(ProviderCredential).where(
@@ -115,6 +147,8 @@ async def save_key(session: AsyncSession, *, organization_id: str, provider: str
     existing.key_id = crypto.key_id(secret)
     existing.display_hint = api_key[-4:]
     existing.created_at = utcnow()
+    existing.expires_at = expires_at
+    existing.monthly_limit_micros = monthly_limit_micros
     await session.flush()
     return existing
 
@@ -132,15 +166,54 @@ async def delete_key(session: AsyncSession, *, organization_id: str, provider: s
 # -- endpoints ------------------------------------------------------------------------
 
 
-class ProviderKeyCreate(BaseModel):
+INT64_MAX = 2**63 - 1
+
+
+class ProviderKeyLifecycle(BaseModel):
+    expires_at: dt.datetime | None = Field(default=None, description="From then on the key is not used (the platform's key and price apply). ISO datetime, UTC if no zone.")
+    monthly_limit_micros: int | None = Field(
+        default=None, ge=1, le=INT64_MAX,
+        description="The most provider cost (micro-units, at catalog prices) this key may run up per calendar month (UTC). "
+                    "A request that could pass it is served with the platform's key and price instead.")
+
+
+class ProviderKeyCreate(ProviderKeyLifecycle):
     provider: str = Field(description="Provider name, e.g. 'openai' (see GET /v1/models `owned_by`).", max_length=60)
     api_key: str = Field(description="The provider API key. Stored sealed (AES-256-GCM); never shown again.", min_length=8, max_length=500)
+
+
+class ProviderKeyUpdate(ProviderKeyLifecycle):
+    """Only the fields sent change; null removes the expiry or the limit."""
 
 
 class ProviderKeyInfo(BaseModel):
     provider: str = Field(description="The provider this key is used for.")
     hint: str = Field(description="The key's last 4 characters, to recognise it.")
     created_at: dt.datetime | None = Field(description="When the key was stored (or last replaced).")
+    last_used_at: dt.datetime | None = Field(default=None, description="When it last served a request (written every few seconds, not per request).")
+    expires_at: dt.datetime | None = Field(default=None, description="When it stops being used (null: never).")
+    expired: bool = Field(default=False, description="Whether it is past its expiry (and so not used).")
+    monthly_limit_micros: int | None = Field(default=None, description="Its monthly limit of provider cost (null: none).")
+    usage_micros: int = Field(default=0, description="Provider cost it ran up this calendar month (UTC).")
+
+
+def _info(row: ProviderCredential) -> ProviderKeyInfo:
+    month = utcnow().strftime("%Y-%m")
+    expires = row.expires_at
+    return ProviderKeyInfo(
+        provider=row.provider, hint=row.display_hint, created_at=row.created_at, last_used_at=row.last_used_at,
+        expires_at=expires, expired=expires is not None and expires <= utcnow(), monthly_limit_micros=row.monthly_limit_micros,
+        usage_micros=row.usage_micros if row.usage_month == month else 0,
+    )
+
+
+def _future(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if value <= utcnow():
+        raise InvalidRequest("expires_at must be in the future", param="expires_at")
+    return value
 
 
 @router.post("/api/provider-keys", response_model=ProviderKeyInfo, status_code=201)
@@ -161,22 +234,45 @@ async def put_provider_key(
     if not api_key or any(c.isspace() for c in api_key):
         raise InvalidRequest("api_key must be a single token without spaces", param="api_key")
     row = await save_key(
-        session, organization_id=who.organization_id, provider=provider, api_key=api_key, secret=svc.settings.server.secret_key
+        session, organization_id=who.organization_id, provider=provider, api_key=api_key, secret=svc.settings.server.secret_key,
+        expires_at=_future(body.expires_at), monthly_limit_micros=body.monthly_limit_micros,
     )
+    info = _info(row)
     await session.commit()
     svc.byok.forget(who.organization_id)
-    return ProviderKeyInfo(provider=row.provider, hint=row.display_hint, created_at=row.created_at)
+    return info
 
 
 @router.get("/api/provider-keys", response_model=list[ProviderKeyInfo])
 async def list_provider_keys(who: Principal = Depends(require(Permission.MANAGE_KEYS)), session: AsyncSession = Depends(db_session, scope="function")) -> list[ProviderKeyInfo]:
-    """The organization's stored provider keys (provider and last 4 characters; never the key)."""
-    rows = await session.execute(
-        select(ProviderCredential.provider, ProviderCredential.display_hint, ProviderCredential.created_at)
-        .where(ProviderCredential.organization_id == who.organization_id)
-        .order_by(ProviderCredential.provider)
+    """The organization's stored provider keys (provider and last 4 characters; never the key),
+    with when each was last used, its expiry, its monthly limit and this month's usage."""
+    rows = await session.scalars(
+        select(ProviderCredential).where(ProviderCredential.organization_id == who.organization_id).order_by(ProviderCredential.provider)
     )
-    return [ProviderKeyInfo(provider=p, hint=h, created_at=c) for p, h, c in rows]
+    return [_info(row) for row in rows]
+
+
+@router.patch("/api/provider-keys/{provider}", response_model=ProviderKeyInfo)
+async def update_provider_key(
+    provider: str, body: ProviderKeyUpdate, request: Request, who: Principal = Depends(require(Permission.MANAGE_KEYS)),
+    session: AsyncSession = Depends(db_session, scope="function"),
+) -> ProviderKeyInfo:
+    """Change a stored key's expiry or monthly limit without entering the key again."""
+    row = await session.scalar(select(ProviderCredential).where(
+        ProviderCredential.organization_id == who.organization_id, ProviderCredential.provider == provider.strip().lower()))
+    if row is None:
+        raise NotFound(f"no stored key for provider '{provider}' in this organization", param="provider")
+    changes = body.model_dump(exclude_unset=True)
+    if "expires_at" in changes:
+        row.expires_at = _future(changes["expires_at"])
+    if "monthly_limit_micros" in changes:
+        row.monthly_limit_micros = changes["monthly_limit_micros"]
+    await session.flush()
+    info = _info(row)
+    await session.commit()
+    services(request).byok.forget(who.organization_id)
+    return info
 
 
 @router.delete("/api/provider-keys/{provider}", status_code=204)

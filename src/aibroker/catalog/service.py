@@ -42,6 +42,18 @@ class Catalog:
             by_name.setdefault(entry.name, entry.id)
         self._by_bare_name = by_name
 
+    def enable_provider(self, name: str) -> None:
+        """A provider became usable while running (its platform key was stored: billing/platform_keys.py)."""
+        if name not in self.enabled_providers:
+            self.enabled_providers.add(name)
+            self._reindex()
+
+    def disable_provider(self, name: str) -> None:
+        """The reverse of `enable_provider` (its stored platform key was deleted)."""
+        if name in self.enabled_providers:
+            self.enabled_providers.discard(name)
+            self._reindex()
+
     def register_discovered(self, found: list[ModelEntry]) -> list[ModelEntry]:
         """Add models a local server reported that the catalog lacks. They cost zero (their
         prices are 0) but are recorded like any call; a database override can price them.

@@ -33,6 +33,12 @@ class CallContext:
     batch_custom_id: str | None = None
     discount_bps: int = 0
     on_settle: Callable[..., Any] | None = None
+    # Guardrails (issue 15): what they decided (usage record `guardrail`), and whether this is
+    # the broker's own call on the tenant's behalf (a moderation check: not admitted again).
+    guardrail: str | None = None
+    internal: bool = False
+    # Monthly limits of the organization's own keys: provider -> (credential id, micros reserved, month).
+    byok_reserved: dict[str, tuple[str, int, str]] = field(default_factory=dict)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

@@ -102,11 +102,30 @@ async def authenticate(
     if not authorization and request.headers.get("x-api-key"):
         # Anthropic's SDK sends its key as x-api-key; the same abk_ key works there.
         authorization = "Bearer " + request.headers["x-api-key"]
-    principal = await services(request).auth.authenticate(
+    found = services(request)
+    principal = await found.auth.authenticate(
         authorization, acting_for=acting_for,
         code=request.headers.get(CODE_HEADER), code_user=request.headers.get(CODE_USER_HEADER),
     )
+    if principal.guard is not None:
+        await guarded(request, principal)
+    if principal.api_key_id is not None and found.activity is not None:
+        found.activity.touch_key(principal.api_key_id)  # memory only: written every few seconds
     return principal.require(permission) if permission else principal
+
+
+async def guarded(request: Request, principal: Principal) -> None:
+    """The key's IP allowlist, then its request signature (over the raw body, kept for the route)."""
+    from aibroker.tenancy import key_guard
+
+    guard, found = principal.guard, services(request)
+    assert guard is not None
+    key_guard.check_ip(request, guard, found.key_guards.trusted)
+    if guard.signing_secret is not None:
+        limit = max(found.settings.server.max_body_bytes, found.settings.server.max_audio_bytes)
+        body = await read_body(request, limit)
+        request._body = body  # the route reads the same bytes again
+        await key_guard.check_signature(request, guard, body, found.key_guards.nonces)
 
 
 def error_headers(exc: BrokerError) -> dict[str, str]:

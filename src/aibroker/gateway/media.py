@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aibroker.billing.batch import Settled
+from aibroker.billing.byok_budget import reserve_budgets
 from aibroker.billing.pricing import Cost
 from aibroker.catalog.registry import AUDIO, IMAGE, MODERATION, SPEECH, ModelEntry
 from aibroker.errors import InvalidRequest
@@ -127,6 +128,7 @@ class MediaGateway:
         chain = self._chain(ctx, body.get("model"), IMAGE, check_images)
         n = int(body.get("n") or 1)
         quality, size = body.get("quality"), body.get("size")
+        await reserve_budgets(gateway, ctx, chain, lambda m: n * image_bound(m, quality, size))
         bound = max(self._cost(ctx, m, n * image_bound(m, quality, size), 1).billed_micros for m in chain)
         calls = [(m, Call(m, _upstream_body(m, body), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
 
@@ -145,6 +147,7 @@ class MediaGateway:
         gateway.admission.screen(ctx, fields, AUDIO)
         chain = self._chain(ctx, fields.get("model"), AUDIO, check_audio)
         hold_seconds = audio_hold_seconds(audio)
+        await reserve_budgets(gateway, ctx, chain, lambda m: ceil_div(hold_seconds * m.audio_minute_micros, 60))
         bound = max(self._cost(ctx, m, hold_seconds * m.audio_minute_micros, 60).billed_micros for m in chain)
         calls = [(m, Call(m, _upstream_body(m, fields), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
         billed: list[int] = []
@@ -191,6 +194,7 @@ class MediaGateway:
             )
         chain = [chain[0], *(m for m in chain[1:] if self._speaks(m, fmt))]
         chars = len(body["input"])
+        await reserve_budgets(gateway, ctx, chain, lambda m: ceil_div(chars * m.speech_micros_per_m_chars, 1_000_000))
         bound = max(self._cost(ctx, m, chars * m.speech_micros_per_m_chars, 1_000_000).billed_micros for m in chain)
         calls = [(m, Call(m, _upstream_body(m, body), api_key=ctx.byok_keys.get(m.provider))) for m in chain]
         spoken: list[SpeechAudio] = []

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aibroker.billing import byok_budget
 from aibroker.billing.batch import HoldRefused, Settle, Settled
 from aibroker.billing.estimate import chat_input_bound, embedding_input_bound
 from aibroker.billing.leases import LeaseBook, LocalHold
@@ -41,6 +42,9 @@ from aibroker.gateway.validation import (
     check_chat,
     check_embedding,
 )
+from aibroker.guardrails import pipeline as guard
+from aibroker.guardrails.engine import HEADER as GUARDRAIL_HEADER
+from aibroker.guardrails.policy import OPEN, Policy
 from aibroker.kit.money import format_micros
 from aibroker.ops import metrics
 from aibroker.ops.db_errors import DatabaseBusy, database_busy
@@ -118,6 +122,7 @@ class Gateway:
         byok: ProviderKeyStore | None = None,
         plan_margin: Callable[[str], int | None] | None = None,
         leases: LeaseBook | None = None,
+        guardrails: Any = None,
     ) -> None:
         self.router = router
         self.pool = pool
@@ -131,6 +136,8 @@ class Gateway:
         # Wallet holds come from this process's leases; None when the ledger is off.
         self.leases = leases if billing_settings.ledger_enabled else None
         self.runner = AttemptRunner(pool, gateway_settings)
+        self.guardrails = guardrails  # guardrails.engine.Guardrails: per-organization output filters, moderation
+        self.activity: Any = None  # billing.activity.ActivityRecorder: last-used times, written coalesced
 
     def default_model(self) -> str:
         return self.router.default_model()  # type: ignore[attr-defined, no-any-return]
@@ -199,6 +206,8 @@ class Gateway:
 
     async def admit(self, ctx: CallContext, model: ModelEntry, body: dict[str, Any]) -> Ticket:
         """The limits' admission; a refusal (rate limit, quota, plan) is recorded before it is answered."""
+        if ctx.internal:  # the broker's own check on a request already admitted (moderation)
+            return Ticket()
         try:
             return await self.admission.admit(ctx, model, body)
         except BrokerError as exc:
@@ -244,6 +253,7 @@ class Gateway:
 
     async def refused(self, ctx: CallContext, model: ModelEntry, exc: BrokerError) -> None:
         """A request refused before any upstream call: a usage record says why; nothing is charged."""
+        byok_budget.settle_budgets(self, ctx, None, None)
         row = usage_row(ctx, model, Usage(), None, status="refused", attempt=0, upstream_ms=0, error=exc)
         metrics.REQUESTS.labels(ctx.endpoint, "refused").inc()
         await self.writer.outcome(self.writer.submit_nowait(Settle(ctx.principal.organization_id, row)))
@@ -253,6 +263,7 @@ class Gateway:
         Recorded before the error is answered; a cancelled request (client gone) cannot wait."""
         if hold is not None and self.leases is not None:
             self.leases.release(hold)
+        byok_budget.settle_budgets(self, ctx, None, None)
         cancelled = isinstance(exc, asyncio.CancelledError)
         row = usage_row(ctx, model, Usage(), None, status="cancelled" if cancelled else "error", attempt=0, upstream_ms=0, error=exc)
         pending = self.writer.submit_nowait(Settle(ctx.principal.organization_id, row))
@@ -265,6 +276,7 @@ class Gateway:
     ) -> Settle:
         row = usage_row(ctx, model, usage, cost, **kw)
         row["byok"] = model.provider in ctx.byok_keys
+        byok_budget.on_settled(self, ctx, model, cost, served=ctx.cache_status != "hit")
         debit = cost.billed_micros if self.billing.ledger_enabled else 0
         lease_id = hold.lease_id if hold is not None else None
         return Settle(ctx.principal.organization_id, row, hold_id=lease_id, debit=debit, from_lease=lease_id is not None)
@@ -301,21 +313,23 @@ class Gateway:
     async def chat(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, CHAT)  # input rules first: the upstream bodies see the redacted text
-        return await self._run(ctx, body, self.plan_chat(ctx, body), lambda p, c: p.chat(c))
+        policy = await guard.guard_input(self, ctx, body)
+        return await self._run(ctx, body, await byok_budget.planned(self, ctx, body, CHAT), lambda p, c: p.chat(c), policy)
 
     async def embed(self, ctx: CallContext, body: dict[str, Any]) -> Answer:
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, EMBEDDING)
-        return await self._run(ctx, body, self.plan_embedding(ctx, body), lambda p, c: p.embed(c))
+        return await self._run(ctx, body, await byok_budget.planned(self, ctx, body, EMBEDDING), lambda p, c: p.embed(c))
 
     async def _run(
-        self, ctx: CallContext, body: dict[str, Any], plan: Plan, invoke: Callable[[Provider, Call], Awaitable[Result]]
+        self, ctx: CallContext, body: dict[str, Any], plan: Plan, invoke: Callable[[Provider, Call], Awaitable[Result]],
+        policy: Policy = OPEN,
     ) -> Answer:
         primary = plan.chain[0]
         ticket = await self.admit(ctx, primary, body)
         cached = await self.cache.get(ctx, primary, body, plan.kind)
         if cached is not None:
-            return await self._serve_cached(ctx, primary, cached, ticket, body)
+            return await self._serve_cached(ctx, primary, guard.cached_copy(cached, policy), ticket, body, policy)
         hold = await self.hold(ctx, primary, plan.bound_micros, ticket)
         try:
             done = await self.runner.run(plan.calls, invoke, self._record_failure(ctx))
@@ -324,6 +338,7 @@ class Gateway:
             await self.admission.settle(ctx, ticket, primary, None)
             raise
         result: Result = done.value
+        blocked = await guard.guard_answer(self, ctx, result.body, policy)  # before settling: the record carries the verdict
         cost = self.cost(ctx, done.model, result.usage)
         op = self.settlement(ctx, hold, done.model, result.usage, cost, status="success", attempt=done.attempts, upstream_ms=done.upstream_ms)
         answered = echo_model(result.body, body, done.model)
@@ -332,14 +347,18 @@ class Gateway:
         settled = await self.settle(op, hold)
         self.observe(ctx, done.model, result.usage, cost)
         await self.admission.settle(ctx, ticket, done.model, result.usage)
+        if blocked is not None:  # generated and paid upstream: billed, then refused
+            raise blocked
         await self.cache.put(ctx, done.model, body, plan.kind, result.body)
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
         return Answer(answered, done.model, billed, settled.balance_after, result.usage, done.attempts, self._headers(ctx, ticket))
 
     async def _serve_cached(
-        self, ctx: CallContext, model: ModelEntry, body: dict[str, Any], ticket: Ticket, request: dict[str, Any]
+        self, ctx: CallContext, model: ModelEntry, body: dict[str, Any], ticket: Ticket, request: dict[str, Any],
+        policy: Policy = OPEN,
     ) -> Answer:
         """A cache hit is recorded like any request (cached: true) and billed by the cache's policy."""
+        blocked = await guard.guard_answer(self, ctx, body, policy)
         usage = usage_from_openai(body.get("usage"))
         cost = self.cache.hit_cost(ctx, model, usage, self.margin_for(ctx))
         op = self.settlement(ctx, None, model, usage, cost, status="success", attempt=0, upstream_ms=0)
@@ -350,10 +369,14 @@ class Gateway:
         settled = await self.settle(op, None)
         self.observe(ctx, model, usage, cost)
         await self.admission.settle(ctx, ticket, model, usage)
+        if blocked is not None:
+            raise blocked
         billed = Cost(cost.provider_micros, settled.debited, cost.margin_bps)
         return Answer(answered, model, billed, settled.balance_after, usage, 0, self._headers(ctx, ticket))
 
     def _headers(self, ctx: CallContext, ticket: Ticket) -> dict[str, str]:
+        if ctx.guardrail:
+            return {**ticket.headers, "x-aibroker-cache": ctx.cache_status, GUARDRAIL_HEADER: ctx.guardrail}
         return {**ticket.headers, "x-aibroker-cache": ctx.cache_status}
 
     # -- streamed calls ---------------------------------------------------------------
@@ -362,18 +385,23 @@ class Gateway:
         """Retries and fallbacks happen until the first chunk; after that the stream is committed."""
         await self.load_byok(ctx)
         self.admission.screen(ctx, body, CHAT)
-        plan = self.plan_chat(ctx, body)
+        policy = await guard.guard_input(self, ctx, body)
+        plan = await byok_budget.planned(self, ctx, body, CHAT)
         primary = plan.chain[0]
         ticket = await self.admit(ctx, primary, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         cached = await self.cache.get(ctx, primary, body, CHAT)
         if cached is not None:
-            answer = await self._serve_cached(ctx, primary, cached, ticket, body)
+            answer = await self._serve_cached(ctx, primary, guard.cached_copy(cached, policy), ticket, body, policy)
             chunks = streaming.replay(answer.body, include_usage, answer.cost.billed_micros, answer.balance_micros)
             return StreamAnswer(chunks, primary, self._headers(ctx, ticket))
         hold = await self.hold(ctx, primary, plan.bound_micros, ticket)
         try:
             done = await self.runner.run(plan.calls, streaming.open_stream, self._record_failure(ctx))
+            if policy.moderate_output or policy.redact_output_pii:
+                await guard.guard_stream(self, ctx, body, done, hold, ticket, policy)
+        except guard.ContentFlagged:
+            raise  # billed and recorded by guard_stream
         except BaseException as exc:
             await self.release(ctx, hold, primary, exc)
             await self.admission.settle(ctx, ticket, primary, None)

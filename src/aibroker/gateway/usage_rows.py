@@ -54,6 +54,7 @@ def usage_row(
         "streamed": streamed,
         "cached": False,
         "byok": False,
+        "guardrail": ctx.guardrail,
         "created_at": utcnow(),
         "batch_id": ctx.batch_id,
         "batch_custom_id": ctx.batch_custom_id,

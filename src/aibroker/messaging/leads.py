@@ -63,6 +63,7 @@ async def find_or_create(
             external_user_id=external_id, phone=phone, name=data.get("name"), score=INITIAL_SCORE,
             classification=classification(INITIAL_SCORE), updated_at=utcnow(),
         )
+        lead.is_new = True
         session.add(lead)
         await session.flush()
     elif data.get("name") and not lead.name:
@@ -98,6 +99,6 @@ async def apply_signals(
 def lead_view(lead: Lead) -> dict[str, Any]:
     return {
         "id": lead.id, "channel": lead.channel, "external_user_id": lead.external_user_id, "phone": lead.phone,
-        "name": lead.name, "score": lead.score, "classification": lead.classification, "branch": lead.branch,
+        "name": lead.name, "profile_picture_url": lead.profile_picture_url, "score": lead.score, "classification": lead.classification, "branch": lead.branch,
         "last_inbound_at": lead.last_inbound_at, "created_at": lead.created_at,
     }

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aibroker.jobs import JobContext, enqueue, register
 from aibroker.jobs.database import write_sessions
 from aibroker.kit.clock import utcnow
-from aibroker.messaging import conversations, leads, rules, senders
+from aibroker.messaging import conversations, enrich, leads, rules, senders
 from aibroker.messaging.channels import CHANNELS, open_connection
 from aibroker.messaging.conversations import aware, from_timestamp
 from aibroker.messaging.normalize import MESSAGE
@@ -38,11 +38,13 @@ async def process_event(job: JobContext) -> dict[str, Any]:
     if connection is None:
         return {"skipped": "connection removed"}
     if event.kind == MESSAGE:
-        return await _inbound_message(session, event, connection, data)
+        return await _inbound_message(session, event, connection, data, enrich_leads=job.services.settings.guard.enrich_leads)
     return await _receipt(session, event, data)
 
 
-async def _inbound_message(session: AsyncSession, event: WebhookEvent, connection: ChannelConnection, data: dict[str, Any]) -> dict[str, Any]:
+async def _inbound_message(
+    session: AsyncSession, event: WebhookEvent, connection: ChannelConnection, data: dict[str, Any], *, enrich_leads: bool = True
+) -> dict[str, Any]:
     lead = await leads.find_or_create(session, organization_id=connection.organization_id, channel=event.channel,
                                       data=data, branch=connection.branch)
     conversation = await conversations.open_conversation(
@@ -60,6 +62,7 @@ async def _inbound_message(session: AsyncSession, event: WebhookEvent, connectio
     await session.flush()
     if connection.ai_enabled:
         await enqueue(session, AI_RESPONSE, {"message_id": message.id}, organization_id=connection.organization_id, priority=5)
+    await enrich.enqueue_enrichment(session, lead, connection, enabled=enrich_leads)  # its own job: the reply never waits
     return {"lead_id": lead.id, "conversation_id": conversation.id, "message_id": message.id}
 
 

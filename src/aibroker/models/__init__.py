@@ -9,6 +9,7 @@ from aibroker.models.batch import Batch, BatchLine, StoredFile
 from aibroker.models.channel import AIContext, ChannelConnection, WebhookEvent
 from aibroker.models.conversation import Conversation, Message
 from aibroker.models.event import Event
+from aibroker.models.guardrails import GuardrailSettings, PlatformProviderKey, ProviderActivity, SignedRequestNonce
 from aibroker.models.job import Job
 from aibroker.models.lead import Lead, LeadScoreEvent
 from aibroker.models.ledger_checkpoint import LedgerCheckpoint, LedgerCheckpointWallet
@@ -51,6 +52,10 @@ __all__ = [
     "Batch",
     "BatchLine",
     "Event",
+    "GuardrailSettings",
+    "PlatformProviderKey",
+    "ProviderActivity",
+    "SignedRequestNonce",
     "Invitation",
     "LedgerCheckpoint",
     "LedgerCheckpointWallet",

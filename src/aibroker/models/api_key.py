@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aibroker.models.base import Base, Timestamped
@@ -39,3 +39,16 @@ class ApiKey(Timestamped, Base):
     profile: Mapped[str | None] = mapped_column(String(40), nullable=True)
     allowed_profiles: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     allowed_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Guardrails (issue 15): the networks a key may be used from (CIDR strings; NULL: anywhere),
+    # its request-signing secret (sealed; NULL: unsigned requests accepted) and replay window.
+    allowed_ips: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    sealed_signing_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    signing_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    signing_window_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Written coalesced (tenancy.last_used): accurate to the flush interval, not per request.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def key_id(self) -> str | None:
+        """Which secret key sealed the signing secret (the name `aibroker secrets rotate` reads)."""
+        return self.signing_key_id

@@ -35,6 +35,11 @@ class Lead(Timestamped, Base):
     classification: Mapped[str] = mapped_column(String(10), default="WARM")  # HOT | WARM | COLD
     last_inbound_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Enrichment from the platform's profile API (messaging.enrich): best effort, once.
+    profile_picture_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    profile_fetched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Not a column: true on the instance `messaging.leads.find_or_create` has just created.
+    is_new = False
 
 
 class LeadScoreEvent(Timestamped, Base):

@@ -51,3 +51,6 @@ class UsageRecord(Timestamped, Base):
     batch_custom_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     ab_split_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the A/B split that chose the model
     ab_arm: Mapped[str | None] = mapped_column(String(80), nullable=True)  # ... and the arm this request fell in
+    # What the guardrails decided (issue 15), e.g. "flagged:input:violence", "blocked:output:hate",
+    # "redacted:output"; NULL when no guardrail acted.
+    guardrail: Mapped[str | None] = mapped_column(String(120), nullable=True)

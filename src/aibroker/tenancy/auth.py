@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from limits.storage import MemoryStorage
@@ -27,11 +27,13 @@ from aibroker.errors import (
     NotFound,
     PermissionDenied,
 )
+from aibroker.kit import crypto
 from aibroker.kit.clock import utcnow
 from aibroker.kit.crypto import hash_api_key
 from aibroker.kit.singleflight import SingleFlight
 from aibroker.models import ApiKey, Membership, Organization, OrganizationCode, User
 from aibroker.tenancy import codes
+from aibroker.tenancy.key_guard import KeyGuard, networks_of
 from aibroker.tenancy.roles import (
     ALL_PERMISSIONS,
     API_KEY_PERMISSIONS,
@@ -68,6 +70,8 @@ class Principal:
     profile: str | None = None
     allowed_profiles: frozenset[str] = frozenset()
     allowed_groups: frozenset[str] = frozenset()
+    # An API key's IP allowlist and request signing (tenancy/key_guard.py); None: neither.
+    guard: KeyGuard | None = field(default=None, repr=False, compare=False)
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -119,6 +123,8 @@ class Authenticator:
         # In-process limiter: a code is a low-volume credential; each process enforces it.
         self._code_limit = parse_rate(code_rate_limit)
         self._code_limiter = MovingWindowRateLimiter(MemoryStorage())
+        # Set by app.py from GuardSettings: the default replay window of a signed key.
+        self.signature_window_seconds = 300
 
     def is_admin_token(self, token: str | None) -> bool:
         return bool(token and self._admin_token and hmac.compare_digest(token, self._admin_token))
@@ -189,11 +195,23 @@ class Authenticator:
             profile=key.profile,
             allowed_profiles=frozenset(key.allowed_profiles or ()),
             allowed_groups=frozenset(key.allowed_groups or ()),
+            guard=self._guard_of(key),
         )
         expires = key.expires_at
         if expires is not None and expires.tzinfo is None:  # SQLite drops the zone; we store UTC
             expires = expires.replace(tzinfo=utcnow().tzinfo)
         return _Cached(principal, time.monotonic() + self._cache_seconds, expires.timestamp() if expires else None)
+
+    def _guard_of(self, key: ApiKey) -> KeyGuard | None:
+        secret = None
+        if key.sealed_signing_secret is not None:
+            if key.signing_key_id != crypto.key_id(self._secret_key):
+                raise AuthenticationError("This API key's signing secret was sealed with another secret key; set a new one.",
+                                          code="signing_secret_unavailable")
+            secret = crypto.unseal(bytes(key.sealed_signing_secret), self._secret_key, context=f"signing:{key.id}")
+        if not key.allowed_ips and secret is None:
+            return None
+        return KeyGuard(networks_of(key.allowed_ips), secret, key.signing_window_seconds or self.signature_window_seconds)
 
     async def principal_for_org(self, ref: str, *, admin: bool) -> Principal:
         cached = self._orgs.get(ref)

@@ -66,13 +66,31 @@ class KeyRouting(BaseModel):
 KEY_ROUTING = tuple(KeyRouting.model_fields)
 
 
-class KeyCreate(KeyLimits, KeyRouting):
+class KeyGuardFields(BaseModel):
+    """The key's guards (docs/guardrails-keys.md): where it may be used from, and whether its requests must be signed."""
+
+    allowed_ips: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=100,
+        description="IPv4 / IPv6 addresses or CIDR networks this key may be used from (null or absent: anywhere). "
+                    "Outside them: 403 `ip_not_allowed`.")
+    signing: bool | None = Field(
+        default=None, description="true: requests must carry `X-Aibroker-Signature` (HMAC-SHA256 over timestamp + body); "
+                                  "a new signing secret is generated and returned once. On update, false stops requiring it.")
+    signing_window_seconds: int | None = Field(
+        default=None, ge=10, le=3600, description="How far a signed request's timestamp may be from the broker's clock "
+                                                  "(default AIBROKER_SIGNATURE_WINDOW_SECONDS, 300).")
+
+
+KEY_GUARD = tuple(KeyGuardFields.model_fields)
+
+
+class KeyCreate(KeyLimits, KeyRouting, KeyGuardFields):
     name: str = Field(default="default", min_length=1, max_length=120)
     expires_at: dt.datetime | None = Field(default=None, description="Optional expiry (ISO datetime, UTC if no zone).")
     default_feature: str | None = Field(default=None, min_length=1, max_length=80, description="Feature used when a request names none.")
 
 
-class KeyUpdate(KeyLimits, KeyRouting):
+class KeyUpdate(KeyLimits, KeyRouting, KeyGuardFields):
     """Only the fields sent change; send null to remove one of the key's own limits (or its profile, allowed profiles or groups)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
@@ -83,6 +101,7 @@ class KeyCreated(BaseModel):
     key: str = Field(description="The API key itself. Shown only now: store it safely.")
     name: str
     expires_at: dt.datetime | None
+    signing_secret: str | None = Field(default=None, description="The request-signing secret (when `signing` was asked). Shown only now.")
 
 
 class KeyInfo(BaseModel):
@@ -96,12 +115,43 @@ class KeyInfo(BaseModel):
     profile: str | None = Field(default=None, description="The routing profile its requests run with (null: `default`).")
     allowed_profiles: list[str] = Field(default_factory=list, description="Profiles its requests may name.")
     allowed_groups: list[str] = Field(default_factory=list, description="Groups its requests may name.")
+    allowed_ips: list[str] | None = Field(default=None, description="Networks it may be used from (null: anywhere).")
+    signing: bool = Field(default=False, description="Whether its requests must be signed.")
+    signing_window_seconds: int | None = Field(default=None, description="Its own replay window (null: the broker's default).")
+    last_used_at: dt.datetime | None = Field(default=None, description="When it last authenticated a request (written every few seconds, not per request).")
+    signing_secret: str | None = Field(default=None, description="A new signing secret, only in the answer that generated it.")
 
 
 def _key_info(key: ApiKey) -> KeyInfo:
     return KeyInfo(id=key.id, name=key.name, prefix=key.display_prefix, created_at=key.created_at, expires_at=key.expires_at,
                    revoked_at=key.revoked_at, limits={name: getattr(key, name) for name in KEY_LIMITS},
-                   profile=key.profile, allowed_profiles=list(key.allowed_profiles or []), allowed_groups=list(key.allowed_groups or []))
+                   profile=key.profile, allowed_profiles=list(key.allowed_profiles or []), allowed_groups=list(key.allowed_groups or []),
+                   allowed_ips=key.allowed_ips, signing=key.sealed_signing_secret is not None,
+                   signing_window_seconds=key.signing_window_seconds, last_used_at=key.last_used_at)
+
+
+def _apply_guard(key: ApiKey, changes: dict, secret_key: str) -> str | None:
+    """Set the key's guard fields from a create / update; the new signing secret, if one was made."""
+    from aibroker.tenancy.key_guard import parse_networks
+
+    if "allowed_ips" in changes:
+        ips = changes["allowed_ips"]
+        key.allowed_ips = parse_networks(ips) if ips else None
+    if "signing_window_seconds" in changes:
+        key.signing_window_seconds = changes["signing_window_seconds"]
+    signing = changes.get("signing")
+    if signing is False:
+        key.sealed_signing_secret, key.signing_key_id = None, None
+    elif signing:
+        import secrets
+
+        from aibroker.kit import crypto
+
+        secret = "abs_" + secrets.token_urlsafe(32)
+        key.sealed_signing_secret = crypto.seal(secret, secret_key, context=f"signing:{key.id}")
+        key.signing_key_id = crypto.key_id(secret_key)
+        return secret
+    return None
 
 
 def _routing_changes(request: Request, who: Principal, changes: dict) -> dict:
@@ -150,7 +200,11 @@ async def create_key(
         session, organization_id=who.organization_id, name=body.name, expires_at=expires, default_feature=body.default_feature,
         limits=body.model_dump(include=set(KEY_LIMITS)), routing=routing,
     )
-    return KeyCreated(id=issued.id, key=issued.key, name=body.name, expires_at=expires)
+    row = await session.get(ApiKey, issued.id)
+    assert row is not None
+    secret = _apply_guard(row, body.model_dump(include=set(KEY_GUARD), exclude_unset=True), services(request).settings.server.secret_key)
+    await session.flush()
+    return KeyCreated(id=issued.id, key=issued.key, name=body.name, expires_at=expires, signing_secret=secret)
 
 
 @router.get("/api/keys", response_model=list[KeyInfo])
@@ -173,10 +227,15 @@ async def update_key(
     if "name" in changes and changes["name"] is None:
         raise InvalidRequest("name cannot be null", param="name")
     changes.update(_routing_changes(request, who, changes))
+    guard = {name: changes.pop(name) for name in KEY_GUARD if name in changes}
+    if guard.get("signing") is None:
+        guard.pop("signing", None)
     for name, value in changes.items():
         setattr(key, name, value)
+    secret = _apply_guard(key, guard, services(request).settings.server.secret_key)
     await session.flush()
     info = _key_info(key)
+    info.signing_secret = secret
     await session.commit()
     limits = services(request).limits
     if limits is not None:

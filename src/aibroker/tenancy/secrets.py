@@ -66,10 +66,26 @@ def _reseal_event(row: Any, old: str, new: str) -> None:
     row.sealed_payload, row.key_id = seal_event_data(row.id, open_event_data(row.id, row.sealed_payload, old), new)
 
 
+def _reseal_signing_secret(row: Any, old: str, new: str) -> None:
+    context = f"signing:{row.id}"
+    row.sealed_signing_secret = crypto.seal(crypto.unseal(bytes(row.sealed_signing_secret), old, context=context), new, context=context)
+    row.signing_key_id = crypto.key_id(new)
+
+
+def _reseal_platform_key(row: Any, old: str, new: str) -> None:
+    from aibroker.billing.platform_keys import seal_context
+
+    context = seal_context(row.provider)
+    row.sealed_key = crypto.seal(crypto.unseal(bytes(row.sealed_key), old, context=context), new, context=context)
+    row.key_id = crypto.key_id(new)
+
+
 def _builtin() -> None:
-    from aibroker.models import Event, ProviderCredential
+    from aibroker.models import ApiKey, Event, PlatformProviderKey, ProviderCredential
 
     register(Sealer("provider_credentials", ProviderCredential, _reseal_provider_credential))
+    register(Sealer("api_key_signing_secrets", ApiKey, _reseal_signing_secret, only=ApiKey.sealed_signing_secret.is_not(None)))
+    register(Sealer("platform_provider_keys", PlatformProviderKey, _reseal_platform_key))
     register(Sealer("events", Event, _reseal_event, only=Event.sealed_payload.is_not(None)))
     try:  # the messaging domain's channel tokens (its own reseal keeps its AAD rules)
         channels = importlib.import_module("aibroker.messaging.channels")
