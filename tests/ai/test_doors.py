@@ -73,6 +73,8 @@ def test_models_and_providers_per_organization(broker, org):
     assert {"mock", "openai"} <= set(by_name)
     assert by_name["openai"]["key"] == "platform" and by_name["openai"]["health"] == {"healthy": True, "breaker": "closed", "consecutive_failures": 0}
     assert "mock/mock-chat" in by_name["mock"]["models"]
+    # No key of its own: when the platform's key was last used reflects every tenant's traffic.
+    assert by_name["openai"]["last_used_at"] is None
 
 
 def test_a_failing_provider_shows_its_breaker_open(broker, org):

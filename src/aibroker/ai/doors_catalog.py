@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy import select
 from starlette.requests import Request
 
 from aibroker.catalog.registry import ModelEntry
 from aibroker.gateway.http import authenticate, services
+from aibroker.models import ProviderCredential
+from aibroker.models.guardrails import ProviderActivity
 from aibroker.routing.router import find_runtime
 from aibroker.tenancy.auth import Principal
 
@@ -49,10 +52,13 @@ async def list_providers(request: Request) -> dict[str, Any]:
     """The providers enabled for the organization: whose key serves it (the platform's, or the
     organization's own `byok`), its models the plan allows, the routing matrix's status for it
     (active / testing / disabled; null when the matrix does not name it), and its health in this
-    process: the circuit breaker's state (closed / open / half_open) and consecutive failures."""
+    process: the circuit breaker's state (closed / open / half_open) and consecutive failures;
+    `last_used_at`: when the organization's own key last served it, and for the platform
+    admin when the platform's key did (written every few seconds, not per request)."""
     principal = await authenticate(request)
     svc = services(request)
     own = await svc.byok.keys_for(principal.organization_id) if svc.byok is not None else {}
+    last_used = await _last_used(svc, principal)
     models: dict[str, list[str]] = {}
     for entry in _models_for(request, principal):
         models.setdefault(entry.provider, []).append(entry.id)
@@ -69,9 +75,23 @@ async def list_providers(request: Request) -> dict[str, Any]:
             "key": "byok" if name in own else "platform",
             "models": models.get(name, []),
             "routing_status": routing.status if routing is not None else None,
+            "last_used_at": last_used["byok" if name in own else "platform"].get(name),
             "health": {"healthy": state == "closed", "breaker": state,
                        "consecutive_failures": breaker.consecutive_failures if breaker is not None else 0},
         })
         if callable(deployments):  # several deployments of the provider (AIBROKER_DEPLOYMENTS): each one's health
             data[-1]["deployments"] = deployments()
     return {"object": "list", "data": data}
+
+
+async def _last_used(svc: Any, principal: Principal) -> dict[str, dict[str, Any]]:
+    """provider -> last use, of the organization's own keys and (platform admin only, since it
+    reflects every tenant's traffic) of the platform's."""
+    async with svc.db.sessions() as session:
+        own = await session.execute(
+            select(ProviderCredential.provider, ProviderCredential.last_used_at).where(
+                ProviderCredential.organization_id == principal.organization_id
+            )
+        )
+        platform = await session.execute(select(ProviderActivity.provider, ProviderActivity.last_used_at)) if principal.is_platform_admin else []
+        return {"byok": {p: t for p, t in own}, "platform": {p: t for p, t in platform}}
