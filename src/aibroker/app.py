@@ -211,6 +211,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.ops import endpoints as ops
     from aibroker.payments import endpoints as payments
     from aibroker.payments import history_endpoints as payment_history
+    from aibroker.recordings import endpoints as recordings
     from aibroker.routing import endpoints as routing
     from aibroker.tenancy import auth_endpoints, members_endpoints, organization_endpoints
     from aibroker.tenancy import endpoints as tenancy
@@ -222,7 +223,7 @@ def _routers() -> list[APIRouter]:
         plan_endpoints.router, routing.router, messaging.router, webhook_endpoints.router, jobs.router, ops.router,
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
-        count_tokens_format.router, moderations_format.router, speech_format.router,
+        count_tokens_format.router, moderations_format.router, speech_format.router, recordings.router,
     ]
 
 
