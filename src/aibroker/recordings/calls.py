@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aibroker.catalog.registry import AUDIO
-from aibroker.errors import BrokerError
 from aibroker.gateway.context import CallContext
 from aibroker.gateway.media import MediaGateway
 from aibroker.gateway.service import Gateway
@@ -51,14 +50,20 @@ def context(principal: Principal, feature: str, endpoint: str, user_id: str | No
 
 
 def transcription_model(gateway: Gateway, ctx: CallContext, configured: str | None, enabled: set[str]) -> str | None:
-    """None: the matrix routes the feature to an audio model (the call says "auto")."""
-    try:
-        chain = gateway.router.candidates(ctx, None, AUDIO)
-        check_audio(chain[0])
-        if ctx.route is not None:
-            return None
-    except BrokerError:
-        pass
+    """The model to name: the matrix's first candidate that takes audio when it routes the
+    feature (a Gemini chat model counts: it listens); None lets a matrix that refuses the
+    feature say why on the call; else the configured model, whisper-1, or the mock."""
+    router: Any = gateway.router
+    resolve = getattr(router, "resolution", None)
+    if resolve is not None:
+        resolution = resolve(ctx)
+        if resolution.routed:
+            if not resolution.allowed:
+                return None
+            for candidate in resolution.candidates:
+                entry = router.catalog.get(candidate.model)
+                if entry is not None and entry.supports("audio"):
+                    return str(entry.id)
     if configured:
         return configured
     return "openai/whisper-1" if "openai" in enabled else "mock/mock-transcribe"
