@@ -224,12 +224,12 @@ async def download_audio(recording_id: str, request: Request, session: AsyncSess
     row = await RecordingRepository(session).get(who.organization_id, recording_id)
     if not row.storage_key or row.size_bytes is None:
         raise NotFound("The recording has no assembled audio yet.", code="audio_not_ready")
+    size, key, media_type = int(row.size_bytes), row.storage_key, row.media_type
     await session.rollback()  # nothing to write: do not hold the connection while streaming
-    size = int(row.size_bytes)
     wanted = _range(request.headers.get("range"), size)
     start, end = wanted or (0, size)
     store = blob_store_for(services(request).settings.storage)
-    stream = store.open(row.storage_key, start=start, end=end)
+    stream = store.open(key, start=start, end=end)
     first = await anext(stream, b"")  # a missing object or outage answers an error, not a cut 200
 
     async def body() -> AsyncIterator[bytes]:
@@ -241,7 +241,7 @@ async def download_audio(recording_id: str, request: Request, session: AsyncSess
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
     if wanted:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    return StreamingResponse(body(), status_code=206 if wanted else 200, media_type=row.media_type or "application/octet-stream",
+    return StreamingResponse(body(), status_code=206 if wanted else 200, media_type=media_type or "application/octet-stream",
                              headers=headers)
 
 

@@ -107,7 +107,7 @@ class RecordingService:
                 raise InvalidRequest("The chunk's SHA-256 does not match x-chunk-sha256: send it again.",
                                      param="x-chunk-sha256", code="chunk_checksum_mismatch")
             existing = await self.repo.chunk(row.id, index)
-            if existing is not None and existing.sha256 == blob.sha256:
+            if existing is not None and existing.sha256 == blob.sha256 and await self.store.size(existing.storage_key) is not None:
                 await self.store.delete(key)  # a replay: the chunk is already in
                 return ChunkSaved(index, existing.size_bytes, existing.sha256, len(await self.repo.chunks(row.id)), None)
             limits = await quota.limits_for(self.session, principal.plan)
