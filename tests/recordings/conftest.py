@@ -33,7 +33,8 @@ def broker_env(broker_env: dict[str, str], tmp_path: Any) -> Iterator[dict[str, 
 
 @pytest.fixture
 def org(broker) -> dict[str, Any]:
-    return broker.create_org("Acme", credit="10")
+    # PROFESSIONAL: FREE's 10 requests an hour would stop the third recording (4 calls each).
+    return broker.create_org("Acme", credit="10", plan="professional")
 
 
 @pytest.fixture

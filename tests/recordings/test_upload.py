@@ -170,7 +170,9 @@ def test_storage_down_keeps_nothing_and_the_upload_resumes(broker, org, http, au
 
 def test_list_filters_and_cursor(broker, org, http, audio_files):
     made = [upload_chunked(http, audio_files["wav"], 60_000, title=f"Call {i}") for i in range(3)]
-    process_jobs(broker)
+    outcome = process_jobs(broker)
+    assert outcome["completed"] == 3, outcome
+    assert [r.status for r in broker.rows(Recording)] == ["analyzed"] * 3, [(r.status, r.failure_code, r.failure_message) for r in broker.rows(Recording)]
     page = http.get("/api/recordings", params={"limit": 2}).json()
     assert [r["id"] for r in page["data"]] == [made[2]["id"], made[1]["id"]] and page["next_cursor"] == made[1]["id"]
     rest = http.get("/api/recordings", params={"limit": 2, "cursor": page["next_cursor"]}).json()
