@@ -14,7 +14,7 @@ from tests.support.usage import usage_rows
 
 GEMINI_KEY = "gemini-recordings-key"
 ROUTING = """
-plans: [free]
+plans: [professional]
 providers:
   - {slug: gemini, display_name: Gemini, default_model: gemini-2.5-flash}
   - {slug: mock, display_name: Mock, default_model: mock-chat}
@@ -22,8 +22,8 @@ features:
   - {slug: recording_transcription, name: Transcription, category: analysis}
   - {slug: recording_analysis, name: Analysis, category: analysis}
 matrix:
-  - {plan: free, feature: recording_transcription, provider: gemini, model: gemini-2.5-flash}
-  - {plan: free, feature: recording_analysis, provider: mock, model: mock-chat}
+  - {plan: professional, feature: recording_transcription, provider: gemini, model: gemini-2.5-flash}
+  - {plan: professional, feature: recording_analysis, provider: mock, model: mock-chat}
 """
 
 
