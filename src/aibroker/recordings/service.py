@@ -27,7 +27,7 @@ from aibroker.tenancy.auth import Principal
 
 PROCESS_JOB = "recordings.process"
 PROCESS_PRIORITY = 1
-REPROCESSABLE = ("analyzed", "failed", "uploaded")
+REPROCESSABLE = ("analyzed", "failed")
 
 
 def prefix_of(organization_id: str, recording_id: str) -> str:
@@ -214,7 +214,7 @@ class RecordingService:
         transcribed are kept: they were paid for once and are not paid again."""
         row = await self.repo.get(principal.organization_id, recording_id)
         if row.status not in REPROCESSABLE:
-            raise Conflict(f"The recording is {row.status}; only analyzed, failed or uploaded recordings are reprocessed.",
+            raise Conflict(f"The recording is {row.status}; only analyzed or failed recordings are reprocessed.",
                            code="recording_not_reprocessable")
         if not row.storage_key:
             raise Conflict("The recording has no assembled audio yet: finalize it first.", code="recording_not_uploaded")
