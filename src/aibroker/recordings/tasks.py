@@ -81,11 +81,8 @@ async def _refund_lost(job: JobContext, row: RecordingSegment) -> None:
     ))
     async with write_sessions(job.services.db)() as session:
         seg = await session.get(RecordingSegment, (row.recording_id, row.index))
-        rec = await session.get(Recording, row.recording_id)
-        if seg is not None:
+        if seg is not None:  # the lost call never reached the recording's cost: nothing to take off
             seg.refunded_micros += owed
-        if rec is not None:
-            rec.cost_micros -= owed
         await session.commit()
 
 
@@ -214,7 +211,7 @@ async def _store_analysis(job: JobContext, ctx: Any, rec: Recording, samples: in
     if old is not None:
         await session.delete(old)
         await session.flush()
-    segments_cost = sum(s.cost_micros - s.refunded_micros for s in segments)
+    segments_cost = sum(s.cost_micros for s in segments)  # each segment's recorded (paid) call
     languages = [s.language for s in segments if s.language]
     session.add(RecordingAnalysis(
         recording_id=rec.id, organization_id=rec.organization_id, transcript=transcript,
