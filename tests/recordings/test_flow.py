@@ -45,3 +45,27 @@ def test_every_recorded_format_is_accepted(broker, http, audio_files, name):
     process_jobs(broker)
     got = http.get(f"/api/recordings/{rec['id']}").json()
     assert got["status"] == "analyzed" and 4.9 <= got["duration_seconds"] <= 5.1
+
+
+def test_audio_already_held_becomes_a_recording(broker, org, audio_files):
+    """What a voice session uses to save its audio: the upload path, from bytes in hand."""
+    import asyncio
+
+    from aibroker.recordings.service import RecordingService
+    from aibroker.storage import blob_store_for
+
+    services = broker.services
+
+    async def save() -> str:
+        principal = await services.auth.principal_for_org(org["organization_id"], admin=False)
+        async with services.db.sessions() as session:
+            service = RecordingService(session, blob_store_for(services.settings.storage), max_chunk_bytes=1024)
+            row = await service.store_recording(principal, audio_files["ogg"], title="Voice session", content_type="audio/ogg")
+            await session.commit()
+            return row.id
+
+    rec_id = asyncio.run_coroutine_threadsafe(save(), services.writer.loop).result(timeout=30)
+    process_jobs(broker)
+    with broker.client(org["api_key"]) as http:
+        got = http.get(f"/api/recordings/{rec_id}").json()
+    assert (got["title"], got["status"], got["media_type"]) == ("Voice session", "analyzed", "audio/ogg")

@@ -22,7 +22,7 @@ from aibroker.models import Recording
 from aibroker.recordings import audio, quota
 from aibroker.recordings.repository import RecordingRepository
 from aibroker.recordings.schemas import MAX_CHUNKS, RecordingCreate
-from aibroker.storage.base import BlobStore, StoredBlob
+from aibroker.storage.base import BlobStore, StoredBlob, as_chunks
 from aibroker.tenancy.auth import Principal
 
 PROCESS_JOB = "recordings.process"
@@ -200,6 +200,13 @@ class RecordingService:
         await self._enqueue(row)
         await self.session.refresh(row)
         return row
+
+    async def store_recording(self, principal: Principal, data: bytes | AsyncIterable[bytes], *, title: str | None = None,
+                              content_type: str | None = None, limit: int = 2**40) -> Recording:
+        """A recording from audio another domain already holds (a voice session saving its
+        audio): the same path as POST /api/upload (quotas, probe, processing job). The caller's
+        session commits it."""
+        return await self.upload(principal, as_chunks(data), title=title, content_type=content_type, limit=limit)
 
     async def delete(self, row: Recording) -> None:
         """The stored objects first (a storage outage is a 503 with nothing changed; deleting
