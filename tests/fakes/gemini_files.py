@@ -92,11 +92,13 @@ class GeminiFiles:
         return JSONResponse({} if request.method == "DELETE" else record)
 
     def unknown_file(self, body: Any) -> str | None:
-        """A fileData part naming a file that is not (or no longer) here."""
+        """A fileData part naming one of this server's files that is not (or no longer) here
+        (other URIs, e.g. images on the web, are not the Files API's)."""
+        mine = f"{self.owner.base_url}/v1beta/files/"
         for content in (body or {}).get("contents") or []:
             for part in content.get("parts") or []:
                 uri = (part.get("fileData") or {}).get("fileUri")
-                if uri is not None:
+                if isinstance(uri, str) and uri.startswith(mine):
                     name = "files/" + str(uri).rsplit("/", 1)[-1]
                     with self.lock:
                         if name not in self.files:

@@ -182,6 +182,8 @@ def test_list_filters_and_cursor(broker, org, http, audio_files):
     assert len(http.get("/api/recordings", params={"status": "analyzed"}).json()["data"]) == 3
     assert http.get("/api/recordings", params={"status": "uploading"}).json()["data"] == []
     assert http.get("/api/recordings", params={"from": "2999-01-01T00:00:00Z"}).json()["data"] == []
+    assert http.get("/api/recordings", params={"to": "2000-01-01T00:00:00"}).json()["data"] == []  # no zone: UTC
+    assert len(http.get("/api/recordings", params={"from": "2000-01-01T00:00:00"}).json()["data"]) == 3
     assert http.get("/api/recordings", params={"q": "100%_"}).json()["data"] == []
     assert http.get("/api/recordings", params={"status": "bogus"}).status_code == 422
     assert broker.scalar("SELECT count(*) FROM recordings") == 3 == len(broker.rows(Recording))

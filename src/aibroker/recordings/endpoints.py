@@ -181,6 +181,8 @@ async def list_recordings(
     who: Principal = Depends(auth.reader),
 ) -> RecordingPage:
     """The organization's recordings, newest first, paginated by cursor."""
+    created_from, created_to = (d.replace(tzinfo=dt.UTC) if d is not None and d.tzinfo is None else d
+                                for d in (created_from, created_to))  # a time without a zone is UTC
     rows = await RecordingRepository(session).page(
         who.organization_id, limit=limit, before_id=cursor, status=status, user_id=user_id,
         created_from=created_from, created_to=created_to, text=q,
