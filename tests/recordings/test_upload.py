@@ -187,3 +187,23 @@ def test_list_filters_and_cursor(broker, org, http, audio_files):
     assert http.get("/api/recordings", params={"q": "100%_"}).json()["data"] == []
     assert http.get("/api/recordings", params={"status": "bogus"}).status_code == 422
     assert broker.scalar("SELECT count(*) FROM recordings") == 3 == len(broker.rows(Recording))
+
+
+def test_a_client_that_leaves_mid_chunk_leaves_nothing(broker, org, http):
+    import socket
+    import time
+
+    rec = _create(http)
+    host, port = broker.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = (f"POST /api/chunks/{rec['id']} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {org['api_key']}\r\n"
+                f"x-chunk-index: 0\r\nContent-Type: application/octet-stream\r\nContent-Length: 60000\r\n\r\n")
+        sock.sendall(head.encode() + b"z" * 20_000)  # a third of the chunk, then gone
+    root = Path(broker.settings.storage.storage_dir)
+    deadline = time.monotonic() + 10
+    while any(root.rglob("*.part")) or not root.exists():
+        assert time.monotonic() < deadline, list(root.rglob("*"))
+        time.sleep(0.05)  # polling: the server notices the disconnect on its own schedule
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+    assert http.get(f"/api/recordings/{rec['id']}").json()["chunk_count"] == 0
+    assert (_used(broker, org["organization_id"]) or 0) == 0
