@@ -247,6 +247,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.ops import endpoints as ops
     from aibroker.payments import endpoints as payments
     from aibroker.payments import history_endpoints as payment_history
+    from aibroker.recordings import endpoints as recordings
     from aibroker.routing import endpoints as routing
     from aibroker.tenancy import auth_endpoints, members_endpoints, organization_endpoints
     from aibroker.tenancy import endpoints as tenancy
@@ -263,6 +264,7 @@ def _routers() -> list[APIRouter]:
         ai_templates.router, ai_conversations.router, ai_doors.router, ai_doors_media.router, ai_doors_catalog.router,
         ai_splits.router,
         guardrails.router, platform_key_endpoints.router,
+        recordings.router,
     ]
 
 

@@ -265,6 +265,24 @@ class GuardSettings(BaseSettings):
     enrich_leads: bool = True
 
 
+class RecordingsSettings(BaseSettings):
+    """Recordings (seed 002): uploads, and the audio worker's transcription and analysis."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_RECORDINGS_", **_COMMON)
+
+    # Length of the pieces the audio is transcribed in (16 kHz mono WAV: 10 min = 19.2 MB,
+    # under the 25 MB a transcription upload may be).
+    segment_seconds: int = Field(default=600, ge=1, le=3600)
+    # Used when the routing matrix does not route the feature: None picks OpenAI's whisper-1
+    # when OpenAI is configured, else the mock (transcription), the platform default (analysis).
+    transcription_model: str | None = None
+    analysis_model: str | None = None
+    analysis_max_tokens: int = Field(default=1024, ge=64, le=16384)
+    language: str | None = None  # a transcription hint (ISO-639-1), when all audio shares one
+    # The largest file POST /api/upload takes in one request (chunked uploads have no such cap).
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+
+
 class Settings:
     """All settings groups, read once per process."""
 
@@ -281,6 +299,7 @@ class Settings:
         self.storage = StorageSettings()
         self.batches = BatchSettings()
         self.guard = GuardSettings()
+        self.recordings = RecordingsSettings()
 
 
 @lru_cache

@@ -1,5 +1,6 @@
 """Fake Google Gemini API (v1beta) over real HTTP: generateContent, streamGenerateContent
-(?alt=sse), embedContent, batchEmbedContents, the google.rpc error envelope, faults.
+(?alt=sse), embedContent, batchEmbedContents, the Files API (gemini_files: resumable uploads
+that fileData parts then name), the google.rpc error envelope, faults.
 
 Deterministic output: "Echo: " + the last user turn's text (after a functionResponse:
 "Echo: " + its JSON). With tools (mode not NONE) the reply is a functionCall of the first
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes._server import FakeServer, Fault, StreamCut, StreamFault, count_words, split_chunks
+from tests.fakes.gemini_files import GeminiFiles
 from tests.fakes.openai_upstream import embed_text
 
 PER_CONTENT_TOKENS = 3
@@ -106,10 +108,12 @@ class FakeGemini(FakeServer):
         self.api_key = api_key
         self.cached_tokens = 0
         self.thinking_tokens = 0
-        super().__init__([Route("/v1beta/models/{target:path}", self._dispatch, methods=["POST"])])
+        self.files = GeminiFiles(self)
+        super().__init__([Route("/v1beta/models/{target:path}", self._dispatch, methods=["POST"]), *self.files.routes()])
 
     def reset(self) -> None:
         super().reset()
+        self.files.reset()
         self.cached_tokens = self.thinking_tokens = 0
 
     def _check_auth(self, request: Request) -> Response | None:
@@ -185,6 +189,8 @@ class FakeGemini(FakeServer):
     def _generate(self, model: str, body: Any, fault: Fault | None = None, *, stream: bool = False) -> Response:
         if problem := _validate(body):
             return self._error(400, problem)
+        if missing := self.files.unknown_file(body):
+            return self._error(400, f"File {missing} does not exist or is not ACTIVE.")
         response = self._response(model, body)
         if not stream:
             return JSONResponse(response)

@@ -19,6 +19,7 @@ from aibroker.models.payment import OrganizationCode, PaymentEvent, Subscription
 from aibroker.models.payment_record import Payment
 from aibroker.models.plan import PlanRow
 from aibroker.models.provider_credential import ProviderCredential
+from aibroker.models.recording import Recording, RecordingAnalysis, RecordingChunk, RecordingSegment, StorageUsage
 from aibroker.models.routing import (
     RoutingFeature,
     RoutingFeatureProvider,
@@ -68,6 +69,11 @@ __all__ = [
     "PaymentEvent",
     "PlanRow",
     "ProviderCredential",
+    "Recording",
+    "RecordingAnalysis",
+    "RecordingChunk",
+    "RecordingSegment",
+    "StorageUsage",
     "RefreshToken",
     "RoutingFeature",
     "RoutingFeatureProvider",

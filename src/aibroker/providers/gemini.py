@@ -371,13 +371,23 @@ class GeminiProvider:
             instruction += f" The language is {call.body['language']}."
         if call.body.get("prompt"):
             instruction += f" Context: {call.body['prompt']}"
-        request: dict[str, Any] = {"contents": [{"role": "user", "parts": [
-            {"text": instruction},
-            {"inlineData": {"mimeType": audio.content_type, "data": base64.b64encode(audio.content).decode()}},
-        ]}]}
+        from aibroker.providers import gemini_files
+
+        uploaded = None
+        if len(audio.content) > gemini_files.inline_limit():  # long audio: through the Files API
+            key_headers = {k: v for k, v in self._headers(call).items() if k != "content-type"}
+            uploaded = await gemini_files.upload(self._http, key_headers, audio.content, audio.content_type, audio.filename)
+            media = {"fileData": {"mimeType": audio.content_type, "fileUri": uploaded.get("uri")}}
+        else:
+            media = {"inlineData": {"mimeType": audio.content_type, "data": base64.b64encode(audio.content).decode()}}
+        request: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": instruction}, media]}]}
         if call.body.get("temperature") is not None:
             request["generationConfig"] = {"temperature": float(call.body["temperature"])}
-        data = await self._http.request_json("POST", self._path(call, "generateContent"), body=request, headers=self._headers(call))
+        try:
+            data = await self._http.request_json("POST", self._path(call, "generateContent"), body=request, headers=self._headers(call))
+        finally:
+            if uploaded is not None:
+                await gemini_files.delete(self._http, key_headers, uploaded)
         if refusal := _blocked(data):
             raise ProviderBadRequest(refusal, provider=self.name)
         texts, _, _ = _Reader().read(data)

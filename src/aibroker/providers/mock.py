@@ -21,6 +21,7 @@ import base64
 import hashlib
 import itertools
 import json
+import math
 import os
 import struct
 import time
@@ -196,13 +197,18 @@ class MockProvider:
         return Result(body={"created": int(time.time()), "data": data}, usage=Usage())
 
     async def transcribe(self, call: Call, audio: AudioFile) -> Transcription:
-        """Deterministic text; the duration from a WAV header, else as if 128 kbps."""
+        """A fixed text per second of audio ("Mock second 1. Mock second 2. ..."); the duration
+        from a WAV header, else as if 128 kbps. verbose_json gets one timed segment per second."""
         await self._behave(call.model.name)
         seconds = wav_seconds(audio.content)
         if seconds is None:
             seconds = len(audio.content) / 16_000
-        text = f"Mock transcription of {audio.filename} ({len(audio.content)} bytes)."
-        body = {"task": "transcribe", "language": call.body.get("language") or "english", "duration": seconds, "text": text}
+        pieces = [f"Mock second {i + 1}." for i in range(max(1, math.ceil(seconds - 1e-9)))]
+        body = {"task": "transcribe", "language": call.body.get("language") or "english", "duration": seconds,
+                "text": " ".join(pieces)}
+        if call.body.get("response_format") == "verbose_json":
+            body["segments"] = [{"id": i, "start": float(i), "end": float(min(i + 1, seconds)), "text": piece}
+                                for i, piece in enumerate(pieces)]
         return Transcription(body=body, seconds=seconds)
 
     async def moderate(self, call: Call) -> Result:

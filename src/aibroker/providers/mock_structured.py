@@ -121,6 +121,8 @@ def structured_reply(body: dict[str, Any]) -> str | None:
     if response_format.get("type") != "json_schema":
         return None
     spec = response_format.get("json_schema") or {}
+    if spec.get("name") == "recording_analysis":
+        return json.dumps(recording_analysis(_last_user_text(body)))
     if spec.get("name") != "lead_signals":
         return json.dumps(instance_of(spec.get("schema") or {}))
     messages = body.get("messages") or []
@@ -129,3 +131,36 @@ def structured_reply(body: dict[str, Any]) -> str | None:
     text = content if isinstance(content, str) else ""
     signals = lead_signals(text)
     return json.dumps({"signals": signals, "reason": "keywords: " + (", ".join(signals) or "none")})
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    last_user = next((m for m in reversed(body.get("messages") or []) if m.get("role") == "user"), {})
+    content = last_user.get("content")
+    return content if isinstance(content, str) else ""
+
+
+POSITIVE = ("good", "great", "thanks", "thank you", "happy", "excellent", "gracias", "excelente", "obrigado", "ótimo")
+NEGATIVE = ("bad", "problem", "angry", "terrible", "cancel", "complaint", "malo", "problema", "ruim")
+ACTION_MARKERS = (" will ", " should ", " must ", " need to ", " vamos a ", " vou ")
+
+
+def recording_analysis(text: str) -> dict[str, Any]:
+    """The recordings worker's analysis, derived from the transcript: the first words as the
+    summary, sentiment by keyword, the three most frequent longer words as topics, and the
+    sentences that commit to something as action items."""
+    words = text.split()
+    lowered = f" {text.lower()} "
+    positive = any(w in lowered for w in POSITIVE)
+    negative = any(w in lowered for w in NEGATIVE)
+    sentiment = "mixed" if positive and negative else "positive" if positive else "negative" if negative else "neutral"
+    counts: dict[str, int] = {}
+    for word in words:
+        cleaned = word.strip(".,;:!?\"'()").lower()
+        if len(cleaned) > 3:
+            counts[cleaned] = counts.get(cleaned, 0) + 1
+    topics = [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:3]]
+    sentences = [s.strip() for s in text.replace("\n", " ").split(".") if s.strip()]
+    actions = [s + "." for s in sentences if any(m in f" {s.lower()} " for m in ACTION_MARKERS)][:10]
+    summary = " ".join(words[:12]) + (" ..." if len(words) > 12 else "")
+    return {"summary": f"Mock summary ({len(words)} words): {summary}", "sentiment": sentiment, "topics": topics,
+            "action_items": actions, "language": "en"}

@@ -87,7 +87,10 @@ class LocalBlobStore:
             raise StorageUnavailable(f"local storage stat failed: {exc.strerror or exc}") from exc
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(_unlink_quietly, self._path(key))
+        try:
+            await asyncio.to_thread(_unlink_quietly, self._path(key))
+        except OSError as exc:
+            raise StorageUnavailable(f"local storage delete failed: {exc.strerror or exc}") from exc
 
     async def delete_prefix(self, prefix: str) -> int:
         directory = self._path(prefix.rstrip("/"))
@@ -105,5 +108,5 @@ class LocalBlobStore:
 def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing is there (its directory is not one)
         pass

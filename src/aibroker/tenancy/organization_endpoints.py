@@ -71,12 +71,24 @@ def _org(org: Organization) -> dict:
             "allow_code_auth": org.allow_code_auth}
 
 
+async def _storage(session: AsyncSession, organization_id: str) -> dict:
+    """Seed 002's storage in use (recordings): exact bytes, and GB for the seed's field."""
+    from sqlalchemy import select
+
+    from aibroker.models import StorageUsage
+
+    row = (await session.execute(select(StorageUsage.used_bytes, StorageUsage.recordings)
+                                 .where(StorageUsage.organization_id == organization_id))).first()
+    used, recordings = (int(row[0]), int(row[1])) if row else (0, 0)
+    return {"currentStorageGB": round(used / 1024**3, 6), "current_storage_bytes": used, "current_recordings": recordings}
+
+
 @router.get("/api/organizations/{organization_id}")
 async def get_organization(organization_id: str, request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict:
     """The organization (its plan, status and settings)."""
     who = await _member_of(request, organization_id, Permission.VIEW_USAGE)
     org = await session.get(Organization, who.organization_id)
-    return _org(org)  # type: ignore[arg-type]
+    return {**_org(org), **await _storage(session, who.organization_id)}  # type: ignore[arg-type]
 
 
 @router.patch("/api/organizations/{organization_id}")
