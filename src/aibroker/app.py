@@ -188,6 +188,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
+    from aibroker.ai import analytics_endpoints
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
     from aibroker.catalog import admin_endpoints as catalog_admin
@@ -223,6 +224,7 @@ def _routers() -> list[APIRouter]:
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
         count_tokens_format.router, moderations_format.router, speech_format.router,
+        analytics_endpoints.router,
     ]
 
 

@@ -1,5 +1,6 @@
 """Every table, imported here so Alembic and create_all see them all."""
 
+from aibroker.models.alert import AlertEmail, AlertSetting
 from aibroker.models.api_key import ApiKey
 from aibroker.models.base import Base
 from aibroker.models.channel import AIContext, ChannelConnection, WebhookEvent
@@ -23,10 +24,14 @@ from aibroker.models.routing import (
 )
 from aibroker.models.stored_response import StoredResponse
 from aibroker.models.usage_record import UsageRecord
+from aibroker.models.usage_rollup import UsageRollup
 from aibroker.models.user import Invitation, Membership, RefreshToken, User
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
 
 __all__ = [
+    "AlertEmail",
+    "AlertSetting",
+    "UsageRollup",
     "AIContext",
     "ChannelConnection",
     "Conversation",
