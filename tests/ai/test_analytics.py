@@ -214,3 +214,32 @@ def test_owner_sets_the_time_zone(broker):
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_timezone"
         ok = http.patch(f"/api/organizations/{org_id}", json={"timezone": "America/Sao_Paulo"}, headers=bearer(owner["access_token"]))
         assert ok.status_code == 200 and ok.json()["timezone"] == "America/Sao_Paulo"
+
+
+def test_broker_statistics_for_the_platform_key_span_organizations(broker, workload):
+    everything = stored(broker.db)
+    with broker.client(ADMIN_TOKEN) as admin:
+        platform = admin.get("/api/ai/broker")
+        one = admin.get("/api/ai/broker", headers={"x-organization-id": workload["utc"]["organization_id"]})
+    assert platform.status_code == 200, platform.text
+    assert platform.json()["organizationId"] is None
+    assert platform.json()["totalRequests"] == len(everything)
+    assert one.json()["totalRequests"] == len(stored(broker.db, [workload["utc"]["organization_id"]]))
+    with broker.client(workload["ny"]["api_key"]) as tenant:
+        assert tenant.get("/api/ai/broker").json()["organizationId"] == workload["ny"]["organization_id"]
+
+
+def test_rebuild_from_the_records_reproduces_the_rollups(broker, workload):
+    from sqlalchemy import select
+
+    from aibroker.ai.rollup_rebuild import rebuild_rollups
+    from aibroker.models import UsageRollup
+
+    def snapshot():
+        with broker.db.connect() as conn:
+            return sorted(tuple(r) for r in conn.execute(select(UsageRollup.__table__)))
+
+    before = snapshot()
+    with broker.db.begin() as conn:
+        assert rebuild_rollups(conn) == len(stored(broker.db))
+    assert snapshot() == before and before
