@@ -158,6 +158,16 @@ def _start_event_deliverer(services: Services) -> asyncio.Task[None] | None:
     return asyncio.create_task(run(), name="event-deliverer")
 
 
+def _start_alert_scan(services: Services) -> asyncio.Task[None] | None:
+    """Spend, error-rate, breaker and key-expiry alerts, every AIBROKER_ALERT_SCAN_SECONDS."""
+    every = services.settings.alerts.alert_scan_seconds
+    if every <= 0:
+        return None
+    from aibroker.ai.alert_scan import AlertScanner, scan_forever
+
+    return asyncio.create_task(scan_forever(AlertScanner(services), every), name="alert-scan")
+
+
 def _start_responses_purge(services: Services) -> asyncio.Task[None]:
     """Purge stored /v1/responses past AIBROKER_RESPONSES_RETENTION_DAYS."""
     from aibroker.gateway.formats.responses_store import ResponseStore, purge_forever
@@ -175,9 +185,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     catalog_reload = asyncio.create_task(_reload_catalog_forever(services))
     deliverer = _start_event_deliverer(services)
     responses_purge = _start_responses_purge(services)
+    alert_scan = _start_alert_scan(services)
     try:
         yield
     finally:
+        if alert_scan is not None:
+            alert_scan.cancel()
         responses_purge.cancel()
         sweeper.cancel()
         catalog_reload.cancel()
@@ -188,7 +201,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
-    from aibroker.ai import analytics_endpoints
+    from aibroker.ai import alert_endpoints, analytics_endpoints
     from aibroker.billing import byok
     from aibroker.billing import endpoints as wallet
     from aibroker.catalog import admin_endpoints as catalog_admin
@@ -224,7 +237,7 @@ def _routers() -> list[APIRouter]:
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
         count_tokens_format.router, moderations_format.router, speech_format.router,
-        analytics_endpoints.router,
+        analytics_endpoints.router, alert_endpoints.router,
     ]
 
 
