@@ -47,4 +47,4 @@ class UsageRollup(Base):
 
 
 for _name in HIST_COLUMNS:  # the latency histogram (ai/rollup_shape.py): one count per bin
-    setattr(UsageRollup, _name, mapped_column(_name, Integer, default=0))
+    setattr(UsageRollup, _name, mapped_column(_name, Integer, default=0, nullable=False))
