@@ -37,7 +37,7 @@ def http_bench(kind: str, url: str, requests: int) -> list[dict[str, Any]]:
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as http:
-            created = http.post("/api/admin/organizations", json={"name": "Bench", "credit": "100000"},
+            created = http.post("/api/admin/organizations", json={"name": "Bench", "credit": "100000", "plan": "unlimited"},
                                 headers={"authorization": f"Bearer {ADMIN}"}).json()
             headers = {"authorization": f"Bearer {created['api_key']}"}
             for _ in range(30):  # warm up
