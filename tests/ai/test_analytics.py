@@ -243,3 +243,27 @@ def test_rebuild_from_the_records_reproduces_the_rollups(broker, workload):
     with broker.db.begin() as conn:
         assert rebuild_rollups(conn) == len(stored(broker.db))
     assert snapshot() == before and before
+
+
+def test_a_super_admin_sees_the_platform_and_an_owner_only_their_organization(broker, workload, database_url):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.accounts import bearer, signup
+
+    root = signup(broker, "root@platform.example", organization_name="Platform Co")
+    owner = signup(broker, "owner@tenant.example", organization_name="Tenant Co")
+    env = {**os.environ, "AIBROKER_DATABASE_URL": database_url}
+    done = subprocess.run([sys.executable, "-m", "aibroker.cli", "user", "promote", "root@platform.example"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    params = {"from": "2026-10-25", "to": "2026-12-05"}
+    with broker.client() as http:
+        platform = http.get("/api/ai/analytics", params=params, headers=bearer(root["access_token"])).json()
+        mine = http.get("/api/ai/analytics", params=params, headers=bearer(owner["access_token"])).json()
+        other = http.get("/api/ai/analytics", headers=bearer(owner["access_token"]),
+                         params={**params, "organization_id": workload["utc"]["organization_id"]})
+    assert platform["totals"]["requests"] == sums(stored(broker.db))["requests"] and "platform" in platform
+    assert mine["totals"]["requests"] == 0 and "platform" not in mine
+    assert other.status_code == 404
