@@ -18,8 +18,8 @@ class Measures:
 
     @classmethod
     def from_row(cls, row: Any) -> Measures:
-        data = row._mapping
-        return cls({m: int(data[m] or 0) for m in MEASURES}, [int(data[h] or 0) for h in HIST_COLUMNS])
+        data = row._mapping  # a narrow query sums some measures only: the rest are 0
+        return cls({m: int(data.get(m) or 0) for m in MEASURES}, [int(data.get(h) or 0) for h in HIST_COLUMNS])
 
     def add(self, other: Measures) -> None:
         for key, value in other.values.items():

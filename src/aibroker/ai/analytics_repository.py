@@ -17,6 +17,9 @@ from aibroker.models import UsageRollup
 HOUR = dt.timedelta(hours=1)
 R = UsageRollup.__table__.c
 _SUMS = [func.sum(R[name]).label(name) for name in (*MEASURES, *HIST_COLUMNS)]
+# What the money breakdowns and top users read: a narrow sum reads far less per row.
+MONEY = ("requests", "billed_cost_micros", "provider_cost_micros")
+CACHE = ("cache_hit_input_tokens", "cache_hit_output_tokens", "cache_hit_billed_micros")
 GROUP_COLUMNS = {
     "hour": R.bucket_start, "day": R.local_date, "model": R.model, "provider": R.provider,
     "feature": R.feature, "user": R.user_id, "key": R.api_key_id, "organization": R.organization_id,
@@ -45,10 +48,12 @@ class AnalyticsRepository:
 
     async def grouped(
         self, scope: Scope, groups: list[str], *, order_by_cost: bool = False, limit: int | None = None,
-        having_cache_hits: bool = False,
+        having_cache_hits: bool = False, only: tuple[str, ...] | None = None,
     ) -> list[tuple[tuple[Any, ...], Measures]]:
+        """Sums per group (all measures and the histogram, or `only` these measures)."""
         columns = [GROUP_COLUMNS[g] for g in groups]
-        query = select(*columns, *_SUMS).where(*scope.where())
+        sums = _SUMS if only is None else [func.sum(R[name]).label(name) for name in only]
+        query = select(*columns, *sums).where(*scope.where())
         if having_cache_hits:
             query = query.where(R.cache_hits > 0)
         if columns:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.ai.analytics_measures import Measures
-from aibroker.ai.analytics_repository import AnalyticsRepository, Scope
+from aibroker.ai.analytics_repository import CACHE, MONEY, AnalyticsRepository, Scope
 from aibroker.ai.rollup_shape import zone
 from aibroker.billing.pricing import cost_of
 from aibroker.kit.clock import utcnow
@@ -66,7 +66,7 @@ class AnalyticsService:
 
     async def _top_users(self, scope: Scope) -> list[dict[str, Any]]:
         groups = ["user"] if scope.organization_id is not None else ["organization", "user"]
-        rows = await self.repo.grouped(scope, groups, order_by_cost=True, limit=TOP_USERS + 1)
+        rows = await self.repo.grouped(scope, groups, order_by_cost=True, limit=TOP_USERS + 1, only=MONEY)
         top = []
         for key, m in rows:
             if key[-1] == "":
@@ -80,7 +80,7 @@ class AnalyticsService:
     async def _savings(self, scope: Scope) -> int:
         """Cache hits priced as fresh calls (tokens x today's price x the organization's margin)
         minus what they were billed."""
-        rows = await self.repo.grouped(scope, ["organization", "model"], having_cache_hits=True)
+        rows = await self.repo.grouped(scope, ["organization", "model"], having_cache_hits=True, only=CACHE)
         if not rows:
             return 0
         org_ids = sorted({key[0] for key, _ in rows})
@@ -116,8 +116,8 @@ class AnalyticsService:
 
     async def _platform(self, scope: Scope) -> dict[str, Any]:
         """Revenue (billed), provider cost and margin per organization and per provider."""
-        by_org = await self.repo.grouped(scope, ["organization"], order_by_cost=True, limit=TOP_ORGANIZATIONS)
-        by_provider = await self.repo.grouped(scope, ["provider"], order_by_cost=True)
+        by_org = await self.repo.grouped(scope, ["organization"], order_by_cost=True, limit=TOP_ORGANIZATIONS, only=MONEY)
+        by_provider = await self.repo.grouped(scope, ["provider"], order_by_cost=True, only=MONEY)
         return {
             "organizations_count": await self.repo.count_groups(scope, "organization"),
             "organizations": [{"organization_id": key[0], **_money(m)} for key, m in by_org],
