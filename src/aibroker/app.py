@@ -189,6 +189,16 @@ def _start_event_deliverer(services: Services) -> asyncio.Task[None] | None:
     return asyncio.create_task(run(), name="event-deliverer")
 
 
+def _start_alert_scan(services: Services) -> asyncio.Task[None] | None:
+    """Spend, error-rate, breaker and key-expiry alerts, every AIBROKER_ALERT_SCAN_SECONDS."""
+    every = services.settings.alerts.alert_scan_seconds
+    if every <= 0:
+        return None
+    from aibroker.ai.alert_scan import AlertScanner, scan_forever
+
+    return asyncio.create_task(scan_forever(AlertScanner(services), every), name="alert-scan")
+
+
 def _start_responses_purge(services: Services) -> asyncio.Task[None]:
     """Purge stored /v1/responses past AIBROKER_RESPONSES_RETENTION_DAYS."""
     from aibroker.gateway.formats.responses_store import ResponseStore, purge_forever
@@ -206,9 +216,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     catalog_reload = asyncio.create_task(_reload_catalog_forever(services))
     deliverer = _start_event_deliverer(services)
     responses_purge = _start_responses_purge(services)
+    alert_scan = _start_alert_scan(services)
     try:
         yield
     finally:
+        if alert_scan is not None:
+            alert_scan.cancel()
         responses_purge.cancel()
         sweeper.cancel()
         catalog_reload.cancel()
@@ -219,6 +232,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _routers() -> list[APIRouter]:
     """Every domain's routes. Imported here, late: only app.py knows every domain."""
+    from aibroker.ai import alert_endpoints, analytics_endpoints
     from aibroker.ai import conversations_endpoints as ai_conversations
     from aibroker.ai import doors as ai_doors
     from aibroker.ai import doors_catalog as ai_doors_catalog
@@ -265,6 +279,7 @@ def _routers() -> list[APIRouter]:
         ai_splits.router,
         guardrails.router, platform_key_endpoints.router,
         recordings.router,
+        analytics_endpoints.router, alert_endpoints.router,
     ]
 
 

@@ -208,6 +208,31 @@ class MessagingSettings(BaseSettings):
     job_backoff_max_seconds: float = 3600.0
 
 
+class AlertSettings(BaseSettings):
+    """Spend, error-rate, circuit-breaker and key-expiry alerts; their e-mail over SMTP."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_", **_COMMON)
+
+    # smtp://user:pass@host:587 (STARTTLS when offered) or smtps://...:465 (TLS). Unset: no e-mail.
+    smtp_url: str | None = None
+    alert_email_from: str = "aibroker@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # The default monthly spend threshold per organization, in wallet currency units (seed 001's
+    # AI_COST_ALERT_THRESHOLD=100); an organization's own settings override it. Unset: none.
+    ai_cost_alert_threshold: str | None = Field(
+        default=None, validation_alias=AliasChoices("AIBROKER_AI_COST_ALERT_THRESHOLD", "AI_COST_ALERT_THRESHOLD")
+    )
+    # Who receives the platform's alerts (providers' error rates, open breakers); comma-separated.
+    alert_platform_emails: str | None = Field(
+        default=None, validation_alias=AliasChoices("AIBROKER_ALERT_PLATFORM_EMAILS", "AI_COST_ALERT_EMAIL")
+    )
+    alert_scan_seconds: float = Field(default=60.0, ge=0, le=86400)  # 0: no background scan
+    alert_key_expiry_days: int = Field(default=7, ge=0, le=365)
+    alert_error_rate: float = Field(default=0.25, gt=0, le=1)
+    alert_error_min_requests: int = Field(default=20, ge=1)
+    alert_email_max_attempts: int = Field(default=25, ge=1, le=1000)
+
+
 class StorageSettings(BaseSettings):
     """Blob storage (storage package): recordings' audio, uploaded files, batch outputs."""
 
@@ -300,6 +325,7 @@ class Settings:
         self.batches = BatchSettings()
         self.guard = GuardSettings()
         self.recordings = RecordingsSettings()
+        self.alerts = AlertSettings()
 
 
 @lru_cache

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from aibroker.ai.rollup_writer import RollupWriter
 from aibroker.billing.rawsql import RawSql, TableInsert, processor
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
-from aibroker.models import Event, LedgerEntry, UsageRecord, Wallet, WalletHold
+from aibroker.models import Event, LedgerEntry, UsageRecord, UsageRollup, Wallet, WalletHold
 
 _LOCK_WALLETS = (
     "SELECT id, organization_id, balance_micros, held_micros, low_balance_threshold_micros, low_balance_alerted"
@@ -58,6 +59,8 @@ class Statements:
         self.usage = TableInsert(UsageRecord.__table__, self.raw)  # type: ignore[arg-type]
         self.ledger = TableInsert(LedgerEntry.__table__, self.raw)  # type: ignore[arg-type]
         self.events = TableInsert(Event.__table__, self.raw)  # type: ignore[arg-type]
+        # The analytics rollups: maintained with the usage records, in their transaction.
+        self.rollups = RollupWriter(self.raw, UsageRollup.__table__)
         self.timestamp = processor(Wallet.__table__.c.updated_at, self.raw) or (lambda v: v)
         self.flag = processor(Wallet.__table__.c.low_balance_alerted, self.raw) or bool
 
@@ -90,6 +93,7 @@ class Statements:
         stamp, until = self.timestamp(now), self.timestamp(expires)
         self.holds.rows(writes.holds)
         self.usage.rows(writes.usage)
+        self.rollups.write(writes.usage)
         self.ledger.rows(writes.ledger)
         dropped = set(writes.drop)
         self.raw.run_many(_UPDATE_LEASES, [(amount, until, lid) for lid, amount in writes.leases.items() if lid not in dropped])

@@ -10,7 +10,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # Modules whose import registers handlers (a domain adds its tasks module here).
-TASK_MODULES = ["aibroker.messaging.tasks", "aibroker.payments.tasks", "aibroker.batches.tasks", "aibroker.recordings.tasks"]
+TASK_MODULES = [
+    "aibroker.messaging.tasks", "aibroker.payments.tasks", "aibroker.batches.tasks", "aibroker.recordings.tasks",
+    "aibroker.ai.alert_tasks",
+]
 
 
 class RetryLater(Exception):

@@ -3,6 +3,7 @@
 from aibroker.models.ai_conversation import AiConversation, AiConversationMessage
 from aibroker.models.ai_split import AiFeedback, AiSplit
 from aibroker.models.ai_template import AiPromptTemplate, AiPromptTemplateVersion
+from aibroker.models.alert import AlertEmail, AlertSetting
 from aibroker.models.api_key import ApiKey
 from aibroker.models.base import Base
 from aibroker.models.batch import Batch, BatchLine, StoredFile
@@ -30,6 +31,7 @@ from aibroker.models.routing import (
 )
 from aibroker.models.stored_response import StoredResponse
 from aibroker.models.usage_record import UsageRecord
+from aibroker.models.usage_rollup import UsageRollup
 from aibroker.models.user import Invitation, Membership, RefreshToken, User
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
 
@@ -40,6 +42,9 @@ __all__ = [
     "AiPromptTemplate",
     "AiPromptTemplateVersion",
     "AiSplit",
+    "AlertEmail",
+    "AlertSetting",
+    "UsageRollup",
     "AIContext",
     "ChannelConnection",
     "Conversation",

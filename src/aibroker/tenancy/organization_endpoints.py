@@ -17,6 +17,7 @@ from aibroker.tenancy.auth import Principal, bearer_token
 from aibroker.tenancy.roles import CODE_MANAGER_ROLES, Permission
 from aibroker.tenancy.scoped import scoped
 from aibroker.tenancy.tokens import looks_like_jwt, verify_access_token
+from aibroker.tenancy.zones import valid_timezone
 
 router = APIRouter(tags=["Organizations and members"])
 
@@ -52,6 +53,8 @@ class CreateFromCode(BaseModel):
 class OrganizationUpdate(BaseModel):
     allow_code_auth: bool | None = Field(default=None, description="Accept `x-organization-code` header authentication.")
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64,
+                                 description="IANA time zone (e.g. America/Sao_Paulo): the day and hour boundaries of analytics and spend alerts.")
 
 
 async def _member_of(request: Request, organization_id: str, permission: str) -> Principal:
@@ -68,7 +71,7 @@ def _signed_in_user(request: Request) -> str | None:
 
 def _org(org: Organization) -> dict:
     return {"id": org.id, "name": org.name, "slug": org.slug, "plan": org.plan.upper(), "status": org.status.upper(),
-            "allow_code_auth": org.allow_code_auth}
+            "allow_code_auth": org.allow_code_auth, "timezone": org.timezone}
 
 
 async def _storage(session: AsyncSession, organization_id: str) -> dict:
@@ -93,7 +96,7 @@ async def get_organization(organization_id: str, request: Request, session: Asyn
 
 @router.patch("/api/organizations/{organization_id}")
 async def update_organization(organization_id: str, body: OrganizationUpdate, request: Request, session: AsyncSession = Depends(db_session, scope="function")) -> dict:
-    """Change the organization's name or whether it accepts organization-code authentication."""
+    """Change the organization's name, time zone or whether it accepts organization-code authentication."""
     who = await _member_of(request, organization_id, Permission.MANAGE_ORGANIZATION)
     org = await session.get(Organization, who.organization_id)
     assert org is not None
@@ -101,6 +104,8 @@ async def update_organization(organization_id: str, body: OrganizationUpdate, re
         org.allow_code_auth = body.allow_code_auth
     if body.name is not None:
         org.name = body.name.strip()
+    if body.timezone is not None:
+        org.timezone = valid_timezone(body.timezone)
     org.updated_at = utcnow()
     await session.commit()
     services(request).auth.forget()

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aibroker.ai.platform_auth import is_platform_admin
 from aibroker.ai.templates_apply import apply_template
 from aibroker.gateway.context import CallContext
 from aibroker.gateway.formats.schemas import BrokerRequest, openapi_body
@@ -25,6 +26,7 @@ from aibroker.gateway.usage_repository import UsageRepository
 from aibroker.kit.money import format_micros
 from aibroker.models import UsageRecord
 from aibroker.routing.consensus import ConsensusRunner, consensus_feature, text_of
+from aibroker.tenancy.auth import ORG_HEADER
 from aibroker.tenancy.roles import Permission
 
 router = APIRouter(prefix="/api/ai/broker", tags=["Broker (seed 000)"])
@@ -133,9 +135,12 @@ async def broker(request: Request) -> Response:
 
 @router.get("")
 async def broker_stats(request: Request) -> Response:
-    """Broker statistics for the caller's organization: totals and by provider / model."""
-    principal = await authenticate(request, permission=Permission.VIEW_USAGE)
-    org = principal.organization_id
+    """Broker statistics for the caller's organization: totals and by provider / model. The
+    platform service key (or a SUPER_ADMIN) naming no organization gets every organization's."""
+    named = request.headers.get(ORG_HEADER) or request.query_params.get("organizationId")
+    org: str | None = None
+    if named or not await is_platform_admin(request):
+        org = (await authenticate(request, permission=Permission.VIEW_USAGE)).organization_id
     async with services(request).db.sessions() as session:
         repo = UsageRepository(session)
         totals = await repo.totals(org)

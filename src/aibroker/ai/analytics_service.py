@@ -1,0 +1,144 @@
+"""GET /api/ai/analytics: totals, a series, top users and the month's projection, from the
+hourly rollups (ai/rollup_writer.py keeps them current with every usage record)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aibroker.ai.analytics_measures import Measures
+from aibroker.ai.analytics_repository import CACHE, MONEY, AnalyticsRepository, Scope
+from aibroker.ai.rollup_shape import zone
+from aibroker.billing.pricing import cost_of
+from aibroker.kit.clock import utcnow
+from aibroker.models import Organization
+from aibroker.providers.base import Usage
+
+GROUPS = ("day", "hour", "model", "provider", "feature", "user", "key")
+TIME_GROUPS = ("day", "hour")
+TOP_USERS = 10
+TOP_ORGANIZATIONS = 100
+
+
+class AnalyticsService:
+    def __init__(self, session: AsyncSession, catalog: Any, margin_of: Callable[[Organization], int]) -> None:
+        self.repo = AnalyticsRepository(session)
+        self.session = session
+        self.catalog = catalog
+        self.margin_of = margin_of
+
+    async def report(
+        self, *, organization_id: str | None, tz_name: str, start: dt.datetime, end: dt.datetime, group_by: str,
+        limit: int, platform: bool,
+    ) -> dict[str, Any]:
+        scope = Scope(organization_id, start, end)
+        tz = zone(tz_name)
+        series_rows = await self.repo.grouped(
+            scope, [group_by], order_by_cost=group_by not in TIME_GROUPS,
+            limit=None if group_by in TIME_GROUPS else limit,
+        )
+        totals = Measures()
+        # A time series covers the whole scope: its sum is the totals (one scan fewer).
+        whole = series_rows if group_by in TIME_GROUPS else await self.repo.grouped(scope, [])
+        for _, measures in whole:
+            totals.add(measures)
+        rendered = totals.render()
+        rendered["cache_savings_micros"] = await self._savings(scope)
+        rendered["top_users"] = await self._top_users(scope)
+        result: dict[str, Any] = {
+            "organization_id": organization_id,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "group_by": group_by,
+            "time_zone": tz_name if organization_id is not None else "UTC",
+            "totals": rendered,
+            "series": [{"key": _key(group_by, key[0], tz), **m.render()} for key, m in series_rows],
+            "projection": await self._projection(organization_id, tz if organization_id is not None else dt.UTC),
+        }
+        if platform:
+            result["platform"] = await self._platform(scope)
+        return result
+
+    async def _top_users(self, scope: Scope) -> list[dict[str, Any]]:
+        groups = ["user"] if scope.organization_id is not None else ["organization", "user"]
+        rows = await self.repo.grouped(scope, groups, order_by_cost=True, limit=TOP_USERS + 1, only=MONEY)
+        top = []
+        for key, m in rows:
+            if key[-1] == "":
+                continue  # requests made without a user id
+            entry = {"user_id": key[-1], "requests": m.values["requests"], "cost_micros": m.values["billed_cost_micros"]}
+            if len(key) == 2:
+                entry["organization_id"] = key[0]
+            top.append(entry)
+        return top[:TOP_USERS]
+
+    async def _savings(self, scope: Scope) -> int:
+        """Cache hits priced as fresh calls (tokens x today's price x the organization's margin)
+        minus what they were billed."""
+        rows = await self.repo.grouped(scope, ["organization", "model"], having_cache_hits=True, only=CACHE)
+        if not rows:
+            return 0
+        org_ids = sorted({key[0] for key, _ in rows})
+        orgs = {o.id: o for o in (await self.session.scalars(select(Organization).where(Organization.id.in_(org_ids)))).all()}
+        saved = 0
+        for (org_id, model), m in rows:
+            entry, org = self.catalog.get(model), orgs.get(org_id)
+            if entry is None or org is None:
+                continue
+            usage = Usage(input_tokens=m.values["cache_hit_input_tokens"], output_tokens=m.values["cache_hit_output_tokens"])
+            saved += max(0, cost_of(entry, usage, self.margin_of(org)).billed_micros - m.values["cache_hit_billed_micros"])
+        return saved
+
+    async def _projection(self, organization_id: str | None, tz: dt.tzinfo) -> dict[str, Any]:
+        """The current month (in the organization's zone) at its run rate so far."""
+        now = utcnow().astimezone(tz)
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        days = calendar.monthrange(now.year, now.month)[1]
+        month_end = (month_start + dt.timedelta(days=days + 1)).replace(day=1)
+        elapsed = max(1, int((now - month_start).total_seconds()))
+        length = int((month_end - month_start).total_seconds())
+        so_far = await self.repo.billed_since(
+            organization_id, month_start.date().isoformat(), now.date().isoformat(),
+            month_start.astimezone(dt.UTC) - dt.timedelta(hours=15),  # the earliest zone's month start
+        )
+        return {
+            "month": f"{now.year:04d}-{now.month:02d}",
+            "month_to_date_cost_micros": so_far,
+            "projected_cost_micros": -(-so_far * length // elapsed),
+            "elapsed_fraction": round(elapsed / length, 4),
+            "method": "linear: the month so far at its average rate per second",
+        }
+
+    async def _platform(self, scope: Scope) -> dict[str, Any]:
+        """Revenue (billed), provider cost and margin per organization and per provider."""
+        by_org = await self.repo.grouped(scope, ["organization"], order_by_cost=True, limit=TOP_ORGANIZATIONS, only=MONEY)
+        by_provider = await self.repo.grouped(scope, ["provider"], order_by_cost=True, only=MONEY)
+        return {
+            "organizations_count": await self.repo.count_groups(scope, "organization"),
+            "organizations": [{"organization_id": key[0], **_money(m)} for key, m in by_org],
+            "providers": [{"provider": key[0], **_money(m)} for key, m in by_provider],
+        }
+
+
+def _money(m: Measures) -> dict[str, int]:
+    v = m.values
+    return {"requests": v["requests"], "revenue_micros": v["billed_cost_micros"],
+            "provider_cost_micros": v["provider_cost_micros"],
+            "margin_micros": v["billed_cost_micros"] - v["provider_cost_micros"]}
+
+
+def _key(group_by: str, value: Any, tz: dt.tzinfo) -> Any:
+    if group_by == "hour":
+        if isinstance(value, str):  # SQLite hands back text when the value went through SUM/GROUP BY
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(tz).isoformat()
+    if group_by in ("user", "key", "feature"):
+        return value or None
+    return value
