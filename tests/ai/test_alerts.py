@@ -158,14 +158,17 @@ def test_expiring_keys_error_rates_and_open_breakers(broker, smtp):
         admin.put("/api/ai/alerts/settings", headers=acting, json={"emails": ["keys@acme.test"], "key_expiry_days": 5})
         assert admin.post("/api/keys", headers=acting, json={"name": "soon", "expires_at": soon}).status_code == 201
         assert admin.post("/api/keys", headers=acting, json={"name": "later", "expires_at": later}).status_code == 201
+        own = {"provider": "openai", "api_key": "sk-own-key-expiring", "expires_at": soon}
+        assert admin.post("/api/provider-keys", headers=acting, json=own).status_code == 201
         found = _scan(admin)
         kinds = sorted(a["type"] for a in found["alerts"])
-        assert kinds == ["alert.api_key_expiring", "alert.circuit_open", "alert.provider_error_rate"], kinds
+        assert kinds == ["alert.api_key_expiring", "alert.circuit_open", "alert.provider_error_rate", "alert.provider_key_expiring"], kinds
         assert _scan(admin)["alerts"] == []  # once per key expiry, per provider per hour
         deadline = dt.datetime.now() + dt.timedelta(seconds=15)
-        while len(smtp.messages()) < 3 and dt.datetime.now() < deadline:
+        while len(smtp.messages()) < 4 and dt.datetime.now() < deadline:
             _process(admin)
-    messages = {m["X-Aibroker-Event-Type"]: m for m in smtp.wait_for(3)}
+    messages = {m["X-Aibroker-Event-Type"]: m for m in smtp.wait_for(4)}
+    assert "openai" in messages["alert.provider_key_expiring"]["Subject"]
     assert "soon" in messages["alert.api_key_expiring"]["Subject"]
     assert messages["alert.api_key_expiring"]["X-Envelope-To"] == "keys@acme.test"
     assert messages["alert.provider_error_rate"]["X-Envelope-To"] == "noc@platform.test"

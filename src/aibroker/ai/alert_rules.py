@@ -116,7 +116,7 @@ def open_breakers(breakers: dict[str, Any], now: dt.datetime, process: str) -> l
 
 
 async def expiring_keys(session: AsyncSession, now: dt.datetime, default_monthly: int | None, default_days: int) -> list[Found]:
-    """Live API keys (and organizations' provider keys, where they carry an expiry) expiring
+    """Live API keys and organizations' own provider keys expiring
     within each organization's `key_expiry_days`. One alert per key and expiry date."""
     rules = await policies(session, None, default_monthly, default_days)
     widest = max([default_days, *(p.expiry_days for p in rules.values())])
@@ -128,15 +128,13 @@ async def expiring_keys(session: AsyncSession, now: dt.datetime, default_monthly
     for key_id, org_id, name, prefix, expires in keys:
         found.extend(_expiring(API_KEY_EXPIRING, rules[org_id], org_id, key_id, expires, now,
                                {"api_key_id": key_id, "name": name, "display_prefix": prefix}))
-    expiry = getattr(ProviderCredential, "expires_at", None)  # provider keys' expiry (guardrails/keys issue)
-    if expiry is not None:
-        creds = (await session.execute(
-            select(ProviderCredential.id, ProviderCredential.organization_id, ProviderCredential.provider, expiry)
-            .where(expiry > now, expiry <= now + dt.timedelta(days=widest))
-        )).all()
-        for cred_id, org_id, provider, expires in creds:
-            found.extend(_expiring(PROVIDER_KEY_EXPIRING, rules[org_id], org_id, cred_id, expires, now,
-                                   {"provider_key_id": cred_id, "provider": provider}))
+    creds = (await session.execute(
+        select(ProviderCredential.id, ProviderCredential.organization_id, ProviderCredential.provider, ProviderCredential.expires_at)
+        .where(ProviderCredential.expires_at > now, ProviderCredential.expires_at <= now + dt.timedelta(days=widest))
+    )).all()
+    for cred_id, org_id, provider, expires in creds:
+        found.extend(_expiring(PROVIDER_KEY_EXPIRING, rules[org_id], org_id, cred_id, expires, now,
+                               {"provider_key_id": cred_id, "provider": provider}))
     return found
 
 
