@@ -24,9 +24,11 @@ from aibroker.models.routing import (
 from aibroker.models.stored_response import StoredResponse
 from aibroker.models.usage_record import UsageRecord
 from aibroker.models.user import Invitation, Membership, RefreshToken, User
+from aibroker.models.voice_session import VoiceSession
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
 
 __all__ = [
+    "VoiceSession",
     "AIContext",
     "ChannelConnection",
     "Conversation",
