@@ -214,6 +214,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.routing import endpoints as routing
     from aibroker.tenancy import auth_endpoints, members_endpoints, organization_endpoints
     from aibroker.tenancy import endpoints as tenancy
+    from aibroker.voice import endpoints as voice
 
     return [
         endpoints.router, anthropic_endpoints.router, media_endpoints.router, broker_endpoints.router,
@@ -222,7 +223,7 @@ def _routers() -> list[APIRouter]:
         plan_endpoints.router, routing.router, messaging.router, webhook_endpoints.router, jobs.router, ops.router,
         catalog_admin.router, payment_history.router, members_endpoints.router,
         responses_endpoints.router, completions_format.router,
-        count_tokens_format.router, moderations_format.router, speech_format.router,
+        count_tokens_format.router, moderations_format.router, speech_format.router, voice.router,
     ]
 
 
