@@ -68,7 +68,6 @@ class VoiceEngine:
         self.started = time.monotonic()
         self.client_gone = False
         self._send_lock = asyncio.Lock()
-        self._dirty = False
         self.max_frame = services.settings.voice.max_frame_bytes
 
     # -- sending ------------------------------------------------------------------------
@@ -243,17 +242,19 @@ class VoiceEngine:
             self._line("user", event.get("transcript"))
 
     async def _bill(self, response: dict[str, Any]) -> None:
+        if response.get("usage") is None:
+            # Usage comes later (Gemini reports a turn's usage at turnComplete, after the tool
+            # call's response): nothing billed now; what was used stays on the meter.
+            return
         usage = pricing.usage_from_event(response.get("usage"))
         if usage.input_tokens + usage.output_tokens == 0:  # no usage reported: what was heard and spoken
             usage = pricing.audio_usage(self.meter.heard_ms, self.meter.spoken_ms, self.meter.spoken_text_tokens)
         status = "success" if response.get("status", "completed") == "completed" else "partial"
         await self.meter.bill(usage, status=status)
-        self._dirty = True
 
     def _line(self, role: str, text: Any) -> None:
         if isinstance(text, str) and text.strip() and len(self.transcript) < MAX_TRANSCRIPT_LINES:
             self.transcript.append({"role": role if role in ("user", "assistant") else "user", "text": text.strip()[:MAX_TRANSCRIPT_CHARS]})
-            self._dirty = True
 
     # -- upkeep -------------------------------------------------------------------------
 
