@@ -57,7 +57,7 @@ def test_browser_session_with_a_tool_round_trip(broker, org):
                                      {"role": "assistant", "text": 'The tool answered: {"status": "shipped"}'}]
     broker.flush()
     rows = broker.rows(UsageRecord, UsageRecord.request_id == "call-1")
-    assert len(rows) == 2 and {r.endpoint for r in rows} == {"voice"} and {r.status for r in rows} == {"success"}
+    assert len(rows) == 2 and {r.endpoint for r in rows} == {"voice"} and {r.status for r in rows} == {"success"}, [(r.status, r.endpoint, r.error_type, r.error_message, r.billed_cost_micros) for r in rows]
     assert all(r.billed_cost_micros > 0 for r in rows)
     assert session["cost_micros"] == sum(r.billed_cost_micros for r in rows)
     assert session["input_tokens"] == sum(r.input_tokens for r in rows)

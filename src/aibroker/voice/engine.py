@@ -64,6 +64,7 @@ class VoiceEngine:
         self.organization_id = ctx.principal.organization_id
         self.meter = Meter(services.gateway, ctx, model, self.voice.increment(ctx, model))
         self.bridge: Bridge | None = None
+        self._billing: asyncio.Future[int] | None = None  # the response being settled
         self.transcript: list[dict[str, str]] = []
         self.started = time.monotonic()
         self.client_gone = False
@@ -128,6 +129,13 @@ class VoiceEngine:
                 await self.bridge.close()
             except Exception:  # noqa: BLE001 - closing a dead upstream
                 log.debug("closing the upstream failed", exc_info=True)
+        if self._billing is not None:
+            try:
+                await self._billing  # its settlement first, so the end bills only what is left
+            except OutOfBalance:
+                pass  # the session is ending anyway
+            except Exception:
+                log.exception("billing a voice response failed")
         try:
             await self.meter.finish()
         except Exception:
@@ -250,7 +258,9 @@ class VoiceEngine:
         if usage.input_tokens + usage.output_tokens == 0:  # no usage reported: what was heard and spoken
             usage = pricing.audio_usage(self.meter.heard_ms, self.meter.spoken_ms, self.meter.spoken_text_tokens)
         status = "success" if response.get("status", "completed") == "completed" else "partial"
-        await self.meter.bill(usage, status=status)
+        # Shielded: a client leaving now must not cut the bill (and the session totals) in half.
+        self._billing = asyncio.ensure_future(self.meter.bill(usage, status=status))
+        await asyncio.shield(self._billing)
 
     def _line(self, role: str, text: Any) -> None:
         if isinstance(text, str) and text.strip() and len(self.transcript) < MAX_TRANSCRIPT_LINES:

@@ -115,6 +115,11 @@ class Meter:
     async def bill(self, usage: RealtimeUsage, *, status: str = "success", hold_next: bool = True) -> int:
         """Settle one response (debit + usage record, one transaction); then hold the next
         increment (`OutOfBalance` when it cannot be held). Returns the micros debited."""
+        # What the running response used is this bill's now, before any await: a session cut
+        # while the settlement commits must not bill it again as a partial response.
+        self.heard_ms = self.spoken_ms = 0.0
+        self.spoken_text_tokens = 0
+        self.in_response = False
         cost = self._cost(usage)
         if cost.billed_micros > self.held and self.gateway.leases is not None:
             try:  # the response cost more than was held: cover it before spending from the lease
@@ -134,9 +139,6 @@ class Meter:
         t.input_audio_tokens += usage.input_audio
         t.output_audio_tokens += usage.output_audio
         t.cost_micros += settled.debited
-        self.heard_ms = self.spoken_ms = 0.0
-        self.spoken_text_tokens = 0
-        self.in_response = False
         if hold_next:
             await self._hold(self.increment)
         return settled.debited
