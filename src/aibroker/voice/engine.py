@@ -10,13 +10,13 @@ in flight used is billed, the holds go back, and the session row gets its totals
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.websockets import WebSocket, WebSocketState
 
 from aibroker.catalog.registry import ModelEntry
@@ -76,7 +76,7 @@ class VoiceEngine:
     async def send(self, event: dict[str, Any]) -> None:
         if self.client_gone:
             return
-        text = json.dumps(protocol.for_client(event, self.beta))
+        text = orjson.dumps(protocol.for_client(event, self.beta)).decode()
         async with self._send_lock:
             try:
                 await self.ws.send_text(text)
@@ -187,8 +187,8 @@ class VoiceEngine:
                 if len(text) > self.max_frame:
                     raise EventError(f"a client event is at most {self.max_frame} bytes", code="frame_too_large")
                 try:
-                    event = json.loads(text)
-                except ValueError as exc:
+                    event = orjson.loads(text)
+                except orjson.JSONDecodeError as exc:
                     raise EventError("the event is not valid JSON") from exc
                 client_event_id = event.get("event_id") if isinstance(event, dict) else None
                 event = protocol.check_client_event(event)

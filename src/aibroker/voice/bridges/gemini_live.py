@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+
+import orjson
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -134,7 +136,7 @@ class GeminiLiveBridge:
         await asyncio.wait_for(self.ready.wait(), self.connect_timeout)
         assert self.ws is not None
         try:
-            await self.ws.send(json.dumps(message))
+            await self.ws.send(orjson.dumps(message).decode())
         except websockets.exceptions.ConnectionClosed:
             # The reader resumes the session; this message is lost with the old connection.
             log.info("a message to Gemini Live was lost with a closing connection")
@@ -303,8 +305,8 @@ class GeminiLiveBridge:
             try:
                 async for raw in ws:
                     try:
-                        message = json.loads(raw)
-                    except ValueError:
+                        message = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
                         continue
                     if not isinstance(message, dict):
                         continue

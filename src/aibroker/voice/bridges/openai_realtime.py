@@ -4,7 +4,8 @@ the client's to change) and answers session.created / session.updated itself."""
 
 from __future__ import annotations
 
-import json
+
+import orjson
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +41,7 @@ class OpenAIRealtimeBridge:
         if self.ws is None:
             raise UpstreamClosed("not connected")
         try:
-            await self.ws.send(json.dumps(event))
+            await self.ws.send(orjson.dumps(event).decode())
         except websockets.exceptions.ConnectionClosed as exc:
             raise UpstreamClosed("the upstream closed the connection", code=exc.rcvd.code if exc.rcvd else None) from exc
 
@@ -56,8 +57,8 @@ class OpenAIRealtimeBridge:
         try:
             async for raw in self.ws:
                 try:
-                    event = json.loads(raw)
-                except ValueError:
+                    event = orjson.loads(raw)
+                except orjson.JSONDecodeError:
                     continue  # not JSON: nothing a client could use
                 if not isinstance(event, dict) or not isinstance(event.get("type"), str):
                     continue
