@@ -181,8 +181,13 @@ async def realtime_socket(ws: WebSocket) -> None:
         async with svc.db.sessions() as session:
             opened = await voice.open(session, ctx, body, session_id, connected=True)
             await session.commit()
-        ticket = await svc.gateway.admit(ctx, opened.model, {"model": opened.model.id})
     except BrokerError as exc:
+        await _refuse(ws, exc)
+        return
+    try:
+        ticket = await svc.gateway.admit(ctx, opened.model, {"model": opened.model.id})
+    except BrokerError as exc:  # a rate limit: the session never ran
+        await _mark_failed(svc, principal.organization_id, session_id, exc)
         await _refuse(ws, exc)
         return
     _, max_seconds = voice.limits(principal.plan)
