@@ -137,6 +137,7 @@ async def voice_socket(ws: WebSocket, sessionId: str) -> None:  # noqa: N803 - t
     `insufficient_balance`, 4408 the session-length limit, 1011 an upstream failure."""
     svc = ws.app.state.services
     await ws.accept(subprotocol=auth.chosen_subprotocol(ws))
+    row = None
     try:
         row = await auth.session_for_token(svc.db.sessions, auth.session_token(ws), sessionId, utcnow())
         principal = await auth.principal_for_session(svc.db.sessions, row)
@@ -145,7 +146,7 @@ async def voice_socket(ws: WebSocket, sessionId: str) -> None:  # noqa: N803 - t
         model = svc.catalog.resolve(row.model)
         ticket = await svc.gateway.admit(ctx, model, {"model": model.id})
     except BrokerError as exc:
-        if "row" in locals():
+        if row is not None:  # claimed, then refused: the session never ran
             await _mark_failed(svc, row.organization_id, row.id, exc)
         await _refuse(ws, exc)
         return
