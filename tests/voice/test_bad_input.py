@@ -124,3 +124,9 @@ def test_bad_init_requests(broker, org):
         assert empty.status_code == 201 and empty.json()["model"] == "openai/gpt-realtime", empty.text
         assert http.get("/api/voice/sessions/" + "y" * 500).status_code == 404
         assert http.get("/api/voice/sessions?limit=0").status_code in (400, 422)
+
+
+def test_a_realtime_model_on_the_chat_route_says_where_it_belongs(broker, org):
+    with broker.client(org["api_key"]) as http:
+        response = http.post("/v1/chat/completions", json={"model": "mock-realtime", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 400 and "/v1/realtime" in response.json()["error"]["message"]
