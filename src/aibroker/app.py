@@ -265,6 +265,7 @@ def _routers() -> list[APIRouter]:
     from aibroker.routing import endpoints as routing
     from aibroker.tenancy import auth_endpoints, members_endpoints, organization_endpoints
     from aibroker.tenancy import endpoints as tenancy
+    from aibroker.voice import endpoints as voice
 
     return [
         endpoints.router, anthropic_endpoints.router, media_endpoints.router, broker_endpoints.router,
@@ -280,6 +281,7 @@ def _routers() -> list[APIRouter]:
         guardrails.router, platform_key_endpoints.router,
         recordings.router,
         analytics_endpoints.router, alert_endpoints.router,
+        voice.router,
     ]
 
 

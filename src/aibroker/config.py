@@ -308,6 +308,25 @@ class RecordingsSettings(BaseSettings):
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
 
 
+class VoiceSettings(BaseSettings):
+    """Realtime voice sessions (voice/)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIBROKER_VOICE_", **_COMMON)
+
+    # The model when init names none and the routing matrix has no `voice_agent` route.
+    default_model: str | None = None
+    # How much session time each rolling wallet hold covers (at the model's audio prices).
+    increment_seconds: float = Field(default=60.0, gt=0, le=3600)
+    token_seconds: int = Field(default=120, ge=5, le=3600)  # a session token's lifetime
+    max_concurrent_sessions: int = Field(default=10, ge=0)  # per organization
+    max_session_seconds: int = Field(default=3600, ge=1)
+    # Per plan: {"free": {"concurrent": 0}} (no access) or {"pro": {"concurrent": 50, "max_seconds": 7200}}.
+    plan_limits: dict[str, dict[str, int]] = Field(default_factory=dict)
+    max_frame_bytes: int = Field(default=512 * 1024, ge=1024, le=16 * 1024 * 1024)  # one client event
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    upstream_connect_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
 class Settings:
     """All settings groups, read once per process."""
 
@@ -326,6 +345,7 @@ class Settings:
         self.guard = GuardSettings()
         self.recordings = RecordingsSettings()
         self.alerts = AlertSettings()
+        self.voice = VoiceSettings()
 
 
 @lru_cache

@@ -16,6 +16,7 @@ IMAGE = "image"  # image generation (/v1/images/generations), priced per image
 AUDIO = "audio"  # transcription (/v1/audio/transcriptions), priced per audio minute
 SPEECH = "speech"  # text to speech (/v1/audio/speech), priced per 1M input characters
 MODERATION = "moderation"  # /v1/moderations; free at OpenAI (recorded at cost 0)
+REALTIME = "realtime"  # realtime voice sessions (voice/): text and audio tokens priced apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,10 @@ class ModelEntry:
     image_micros_by: tuple[tuple[str, int], ...] = ()
     audio_minute_micros: int = 0  # per minute of transcribed audio
     speech_micros_per_m_chars: int = 0  # per 1M characters of text spoken (text to speech)
+    # Realtime models: audio tokens have their own prices (per 1M tokens), text tokens use the above.
+    audio_input_micros_per_m: int = 0
+    audio_output_micros_per_m: int = 0
+    cached_audio_input_micros_per_m: int = 0
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -55,6 +60,9 @@ class ModelEntry:
             prices["image"] = f"{self.image_micros / 1e6:.6f}".rstrip("0").rstrip(".")
         if self.audio_minute_micros:
             prices["audio_minute"] = f"{self.audio_minute_micros / 1e6:.6f}".rstrip("0").rstrip(".")
+        if self.audio_input_micros_per_m or self.audio_output_micros_per_m:  # realtime models
+            prices["audio"] = per_token(self.audio_input_micros_per_m)
+            prices["audio_output"] = per_token(self.audio_output_micros_per_m)
         if self.speech_micros_per_m_chars:
             prices["character"] = per_token(self.speech_micros_per_m_chars)  # USD per input character
         return prices
@@ -78,6 +86,9 @@ def _entry(provider: str, name: str, spec: dict[str, Any]) -> ModelEntry:
         image_micros_by=tuple((str(k), price_to_micros(v)) for k, v in (spec.get("per_image_by") or {}).items()),
         audio_minute_micros=price_to_micros(spec.get("per_audio_minute")),
         speech_micros_per_m_chars=price_to_micros(spec.get("per_1m_characters")),
+        audio_input_micros_per_m=price_to_micros(spec.get("audio_input")),
+        audio_output_micros_per_m=price_to_micros(spec.get("audio_output")),
+        cached_audio_input_micros_per_m=price_to_micros(spec.get("cached_audio_input", spec.get("audio_input"))),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aibroker.catalog.registry import AUDIO, CHAT, EMBEDDING, IMAGE, MODERATION, SPEECH, ModelEntry
+from aibroker.catalog.registry import AUDIO, CHAT, EMBEDDING, IMAGE, MODERATION, REALTIME, SPEECH, ModelEntry
 from aibroker.errors import InvalidRequest
 
 
@@ -60,7 +60,8 @@ def check_embedding(model: ModelEntry) -> None:
 
 
 ROUTE_OF_KIND = {EMBEDDING: "/v1/embeddings", IMAGE: "/v1/images/generations", AUDIO: "/v1/audio/transcriptions",
-                 SPEECH: "/v1/audio/speech", MODERATION: "/v1/moderations"}
+                 SPEECH: "/v1/audio/speech", MODERATION: "/v1/moderations",
+                 REALTIME: "a voice session (/api/voice/init, or the WebSocket /v1/realtime)"}
 
 
 def check_kind(kind: str, examples: str) -> Any:

@@ -33,6 +33,7 @@ from aibroker.models.stored_response import StoredResponse
 from aibroker.models.usage_record import UsageRecord
 from aibroker.models.usage_rollup import UsageRollup
 from aibroker.models.user import Invitation, Membership, RefreshToken, User
+from aibroker.models.voice_session import VoiceSession
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "AlertEmail",
     "AlertSetting",
     "UsageRollup",
+    "VoiceSession",
     "AIContext",
     "ChannelConnection",
     "Conversation",
