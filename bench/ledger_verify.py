@@ -82,9 +82,9 @@ def main() -> None:
         f"| first checkpointed run (from nothing) | {counted:,} | {first_s:.2f} | {first_s / full_s:.2f}x |",
         f"| from the checkpoint, 10,000 new entries | {after - counted:,} | {tail_s:.2f} | {tail_s / full_s:.5f}x |",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    (REPO / "bench" / "results" / "ledger_verify.md").write_text(text)
+    table = "\n".join(lines) + "\n"
+    print(table)
+    (REPO / "bench" / "results" / "ledger_verify.md").write_text(table)
 
 if __name__ == "__main__":
     main()
