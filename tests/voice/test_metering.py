@@ -5,6 +5,7 @@ the margin, and a wallet that runs out mid-session gets a warning, then close 44
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -52,6 +53,19 @@ def test_plan_access_and_the_concurrent_session_limit(broker):
     with broker.client(org["api_key"]) as http:
         refused = http.post("/api/voice/init/c-4", json={"model": "mock-realtime"})
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "voice_not_in_plan", refused.text
+
+
+def test_inits_racing_each_other_do_not_pass_the_concurrent_session_limit(broker):
+    org = broker.create_org("Racing", credit="10")
+
+    def init_one(i: int):
+        with broker.client(org["api_key"]) as http:
+            return http.post(f"/api/voice/init/race-{i}", json={"model": "mock-realtime"})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(init_one, range(8)))
+    assert sorted(a.status_code for a in answers) == [201, 201] + [403] * 6, [a.text for a in answers]
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 403} == {"concurrent_session_limit"}
 
 
 def test_each_response_is_billed_from_its_usage_event(broker, org, realtime):

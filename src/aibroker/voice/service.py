@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,6 +87,10 @@ class VoiceService:
 
     async def check_concurrency(self, session: AsyncSession, ctx: CallContext) -> None:
         concurrent, _ = self.limits(ctx.principal.plan)
+        # Inits racing each other must not all pass the count: a no-op write to the organization's
+        # row first takes its lock (a row lock on PostgreSQL, the write lock on SQLite), held
+        # until this transaction, which inserts the new session, ends.
+        await session.execute(text("UPDATE organizations SET id = id WHERE id = :org"), {"org": ctx.principal.organization_id})
         now = utcnow()
         live = await repository.live_count(session, ctx.principal.organization_id, now, self.stale_before(now))
         if live >= concurrent:
@@ -107,12 +112,12 @@ class VoiceService:
         await self.gateway.load_byok(ctx)
         model = self.choose_model(ctx, body.model)
         await self.check_plan(ctx, model)
-        await self.check_concurrency(session, ctx)
         await self.check_wallet(ctx, model)
         instructions = body.instructions
         if instructions is None:
             context = await ai_context.load(session, ctx.principal.organization_id)
             instructions = context.system_prompt if context.configured else None
+        await self.check_concurrency(session, ctx)  # last: it locks the organization until the insert commits
         now = utcnow()
         token = None if connected else tokens.mint()
         row = VoiceSession(
