@@ -26,7 +26,7 @@ import pytest
 
 from tests.support.broker import ADMIN_TOKEN, BrokerServer, serving
 
-EXAMPLES = os.environ.get("AIBROKER_FUZZ_EXAMPLES", "25")
+EXAMPLES = os.environ.get("AIBROKER_FUZZ_EXAMPLES", "10")
 # What each response must pass (schemathesis check names, comma-separated).
 CHECKS = os.environ.get("AIBROKER_FUZZ_CHECKS", "not_a_server_error,response_schema_conformance,content_type_conformance")
 SEED = os.environ.get("AIBROKER_FUZZ_SEED", "18")

@@ -21,6 +21,7 @@ from aibroker.gateway.formats.schemas import openapi_body
 from aibroker.gateway.http import JSONResponse, authenticate, read_json, services, unless_disconnected, validate
 from aibroker.gateway.request_context import call_context
 from aibroker.gateway.service import Answer
+from aibroker.tenancy.auth import Principal
 
 router = APIRouter(prefix="/api/ai", tags=["AI (seed 001)"])
 MAX_TOKENS = 1_000_000
@@ -115,8 +116,8 @@ def _answer(ctx: CallContext, answer: Answer, obj: str, **content: Any) -> dict[
     }
 
 
-async def _chat(request: Request, req: _Options, messages: list[dict[str, Any]], endpoint: str) -> tuple[CallContext, Answer]:
-    principal = await authenticate(request)
+async def _chat(request: Request, principal: Principal, req: _Options, messages: list[dict[str, Any]],
+                endpoint: str) -> tuple[CallContext, Answer]:
     ctx = call_context(request, principal, endpoint, _fields(req))
     answer = await unless_disconnected(request, services(request).gateway.chat(ctx, _chat_body(req, messages)), ctx)
     return ctx, answer
@@ -130,10 +131,11 @@ def _first_choice(answer: Answer) -> dict[str, Any]:
 async def complete(request: Request) -> Response:
     """Text completion (seed 001): `{"prompt", "model"?, "systemPrompt"?, "maxTokens"?, "temperature"?}`
     -> `{"text", "model", "provider", "usage", "cost_micros", "cached", "latency_ms"}`."""
+    principal = await authenticate(request)  # first: a caller aimed at another organization learns nothing
     req = validate(AiCompletionRequest, await read_json(request))
     messages = [{"role": "system", "content": req.system_prompt}] if req.system_prompt else []
     messages.append({"role": "user", "content": req.prompt})
-    ctx, answer = await _chat(request, req, messages, "completions")
+    ctx, answer = await _chat(request, principal, req, messages, "completions")
     choice = _first_choice(answer)
     body = _answer(ctx, answer, "ai.completion", text=(choice.get("message") or {}).get("content") or "",
                    finish_reason=choice.get("finish_reason"))
@@ -143,8 +145,9 @@ async def complete(request: Request) -> Response:
 @router.post("/chat", openapi_extra=openapi_body(AiChatRequest))
 async def chat(request: Request) -> Response:
     """Chat (seed 001): `{"messages": [{"role", "content"}], "model"?, ...}` -> `{"message": {"role", "content"}, ...}`."""
+    principal = await authenticate(request)
     req = validate(AiChatRequest, await read_json(request))
-    ctx, answer = await _chat(request, req, [m.model_dump() for m in req.messages], "chat")
+    ctx, answer = await _chat(request, principal, req, [m.model_dump() for m in req.messages], "chat")
     choice = _first_choice(answer)
     message = {"role": "assistant", "content": (choice.get("message") or {}).get("content") or ""}
     body = _answer(ctx, answer, "ai.chat", message=message, finish_reason=choice.get("finish_reason"))
@@ -154,8 +157,8 @@ async def chat(request: Request) -> Response:
 @router.post("/embeddings", openapi_extra=openapi_body(AiEmbeddingRequest))
 async def embed(request: Request) -> Response:
     """Embeddings (seed 001): `{"text" | "input": str | [str], "model"?}` -> `{"embeddings": [[...]], ...}`."""
-    req = validate(AiEmbeddingRequest, await read_json(request))
     principal = await authenticate(request)
+    req = validate(AiEmbeddingRequest, await read_json(request))
     ctx = call_context(request, principal, "embeddings", _fields(req))
     body = {"input": req.input, "model": req.model or default_of_kind(request, EMBEDDING)}
     answer = await unless_disconnected(request, services(request).gateway.embed(ctx, body), ctx)

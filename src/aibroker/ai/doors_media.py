@@ -60,8 +60,8 @@ def _media(request: Request) -> MediaGateway:
 @router.post("/images/generate", openapi_extra=openapi_body(AiImageRequest))
 async def generate_image(request: Request) -> Response:
     """Generate images: `{"prompt", "model"?, "n"?, "size"?, "quality"?}` -> `{"images": [{"url" | "b64_json"}], "cost_micros", ...}`."""
-    req = validate(AiImageRequest, await read_json(request))
     principal = await authenticate(request)
+    req = validate(AiImageRequest, await read_json(request))
     ctx = call_context(request, principal, "images", {"feature": req.feature})
     body: dict[str, Any] = {"prompt": req.prompt, "model": req.model or default_of_kind(request, IMAGE), "n": req.n}
     body.update({k: v for k, v in (("size", req.size), ("quality", req.quality), ("response_format", req.response_format)) if v})
