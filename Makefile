@@ -27,7 +27,13 @@ run: $(STAMP)
 	$(BIN)/aibroker demo --host 127.0.0.1 --port $(PORT)
 
 ## Set up (.venv, tests/node's packages) and run the whole test suite (PostgreSQL/Redis too when AIBROKER_TEST_* are set).
-test: $(STAMP) $(NODE_STAMP)
+# The console's browser tests drive the distribution's Chromium (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium); \
+	else sudo apt-get install -y -q chromium; fi
+
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## The gateway benchmark (see bench/README.md).
