@@ -1,6 +1,6 @@
 """bench/analytics.py's data: a month of usage records for many organizations (one large,
 many small, Zipf-like), bulk-loaded (COPY on PostgreSQL, executemany on SQLite) with their
-rollups computed by the write path's own aggregation; and the raw-records query the
+rollup cubes computed by the write path's own aggregation; and the raw-records query the
 rollups are measured against."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from aibroker.ai.rollup_shape import DIMENSIONS, HIST_COLUMNS, MEASURES, aggregate
+from aibroker.ai.rollup_cubes import CUBES, PLATFORM, aggregate
 
 MONTH = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 MONTH_END = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -26,9 +26,7 @@ RECORD_COLUMNS = ("id", "request_id", "organization_id", "api_key_id", "user_id"
                   "provider", "model", "input_tokens", "output_tokens", "cached_tokens", "provider_cost_micros",
                   "billed_cost_micros", "margin_bps", "latency_ms", "upstream_latency_ms", "status", "error_type",
                   "error_message", "attempt", "streamed", "cached", "byok", "created_at")
-ROLLUP_COLUMNS = (*DIMENSIONS, "local_date", *MEASURES, *HIST_COLUMNS)
 _RECORD_ROW = operator.itemgetter(*RECORD_COLUMNS)
-_ROLLUP_ROW = operator.itemgetter(*ROLLUP_COLUMNS)
 
 
 def org_sizes(records: int, orgs: int) -> list[int]:
@@ -65,37 +63,58 @@ def org_records(index: int, org_id: str, count: int, rng: random.Random) -> Iter
 
 
 def load(engine: Any, records: int, orgs: int, seed: int = 15) -> dict[str, Any]:
-    """Organizations, usage records and their rollups; returns sizes and timings."""
+    """Organizations, usage records and their rollup cubes; returns sizes (rows per cube) and timings."""
     rng = random.Random(seed)
     sizes = org_sizes(records, orgs)
     now = dt.datetime.now(dt.UTC)
     org_rows = [{"id": f"org_{i:05d}", "name": f"Org {i}", "slug": f"org-{i:05d}", "plan": "free", "status": "active",
                  "timezone": "UTC", "cache_enabled": True, "allow_code_auth": False, "created_at": now} for i in range(orgs)]
     started = time.perf_counter()
-    rollup_rows = 0
+    cube_rows = dict.fromkeys((c.table for c in CUBES), 0)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO organizations (id, name, slug, plan, status, timezone, cache_enabled, allow_code_auth,"
                           " created_at) VALUES (:id, :name, :slug, :plan, :status, :timezone, :cache_enabled,"
                           " :allow_code_auth, :created_at)"), org_rows)
         writer = _Bulk(conn)
         zones = {r["id"]: dt.UTC for r in org_rows}
+        platform: dict[tuple[Any, ...], dict[str, Any]] = {}
         for index, size in enumerate(sizes):
             rows = list(org_records(index, org_rows[index]["id"], size, rng))
             writer.add("usage_records", RECORD_COLUMNS, [_RECORD_ROW(r) for r in rows])
-            increments = aggregate(rows, zones)
-            rollup_rows += len(increments)
-            writer.add("usage_rollups", ROLLUP_COLUMNS, [_ROLLUP_ROW(i) for i in increments])
+            for cube, increments in aggregate(rows, zones).items():
+                if cube is PLATFORM:  # keyed across organizations: merged in memory, written last
+                    _merge(platform, cube, increments)
+                    continue
+                cube_rows[cube.table] += len(increments)
+                writer.add(cube.table, cube.columns, [tuple(i) for i in increments])
+            del rows
+        cube_rows[PLATFORM.table] = len(platform)
+        writer.add(PLATFORM.table, PLATFORM.columns, [tuple(platform[k]) for k in sorted(platform)])
         writer.flush()
     loaded = time.perf_counter() - started
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE usage_records"))
-            conn.execute(text("VACUUM ANALYZE usage_rollups"))
+            for cube in CUBES:
+                conn.execute(text(f"VACUUM ANALYZE {cube.table}"))
     else:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
-    return {"records": records, "organizations": orgs, "rollup_rows": rollup_rows, "largest": sizes[0],
+    return {"records": records, "organizations": orgs, "rollup_rows": sum(cube_rows.values()), "cube_rows": cube_rows,
+            "largest": sizes[0],
             "load_seconds": round(loaded, 1)}
+
+
+def _merge(into: dict[tuple[Any, ...], list[Any]], cube: Any, increments: list[list[Any]]) -> None:
+    start = len(cube.keys) + len(cube.extra)
+    for inc in increments:
+        key = tuple(inc[:len(cube.keys)])
+        have = into.get(key)
+        if have is None:
+            into[key] = inc
+        else:
+            for i in range(start, len(inc)):
+                have[i] += inc[i]
 
 
 class _Bulk:
@@ -131,9 +150,10 @@ class _Bulk:
                     copy.write_row(row)
         else:
             marks = ", ".join("?" * len(columns))
-            stamp = columns.index("created_at" if "created_at" in columns else "bucket_start")
-            cursor.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
-                               [(*r[:stamp], r[stamp].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[stamp + 1:]) for r in rows])
+            stamp = next((columns.index(c) for c in ("created_at", "bucket_start") if c in columns), None)
+            if stamp is not None:
+                rows = [(*r[:stamp], r[stamp].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[stamp + 1:]) for r in rows]
+            cursor.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
 
 
 def raw_report(conn: Any, org_id: str | None, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:

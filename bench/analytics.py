@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GET /api/ai/analytics over the hourly rollups vs the same answer computed from the raw
+"""GET /api/ai/analytics over the rollup cubes vs the same answer computed from the raw
 usage records, for a month of N records across M organizations; and what maintaining the
 rollups adds to each request's write (the money writer's settle, and a whole request).
 
@@ -69,7 +69,7 @@ async def _rollup_query(url: str, org_id: str | None, repeat: int) -> tuple[floa
         for n in range(repeat + 1):  # the first run compiles statements and connects: not counted
             started = time.perf_counter()
             async with db.sessions() as session:
-                report = await AnalyticsService(session, _NoCatalog(), lambda o: 3000).report(
+                report = await AnalyticsService(session).report(
                     organization_id=org_id, tz_name="UTC", start=MONTH, end=MONTH_END, group_by="day", limit=100,
                     platform=org_id is None)
             if n:
@@ -77,11 +77,6 @@ async def _rollup_query(url: str, org_id: str | None, repeat: int) -> tuple[floa
         return statistics.median(times) * 1000, report
     finally:
         await db.dispose()
-
-
-class _NoCatalog:
-    def get(self, model: str) -> None:
-        return None  # savings need prices: not what this bench measures
 
 
 def query_bench(kind: str, url: str, records: int, orgs: int, repeat: int) -> list[dict[str, Any]]:
@@ -98,6 +93,7 @@ def query_bench(kind: str, url: str, records: int, orgs: int, repeat: int) -> li
             raw_ms, raw = _timed(lambda conn=conn, org=org: raw_report(conn, org, MONTH, MONTH_END), max(1, repeat // 2))
         agree = report["totals"]["requests"] == raw["requests"] and report["totals"]["cost_micros"] == raw["cost_micros"]
         rows.append({"db": kind, "records": records, "orgs": orgs, "scope": label, "rollup_rows": sizes["rollup_rows"],
+                     "cube_rows": sizes["cube_rows"],
                      "requests": raw["requests"], "rollup_ms": rollup_ms, "raw_ms": raw_ms, "agree": agree,
                      "load_s": sizes["load_seconds"]})
     engine.dispose()
@@ -152,6 +148,8 @@ def main() -> None:
                         help="SQLite runs skip larger --records (bulk loading SQLite is the slow part)")
     parser.add_argument("--write-rounds", type=int, default=300)
     parser.add_argument("--http-requests", type=int, default=300)
+    parser.add_argument("--note", default="a shared machine (other engineers' work ran meanwhile)",
+                        help="what the machine was doing, for the report")
     args = parser.parse_args()
     kinds = {"sqlite": ["sqlite"], "postgresql": ["postgresql"], "both": ["sqlite", "postgresql"]}[
         args.db or ("both" if args.pg_url else "sqlite")]
@@ -179,19 +177,26 @@ def main() -> None:
 def render(queries: list[dict[str, Any]], writes: list[dict[str, Any]], http: list[dict[str, Any]], args: Any) -> str:
     lines = [
         "# Analytics: rollups vs raw records, and what the rollups cost the write path", "",
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({os.cpu_count()} cores), a shared and "
-        "loaded machine (other engineers' test suites ran meanwhile): read ratios, not absolute figures.",
+        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({os.cpu_count()} cores), {args.note}: "
+        "read ratios, not absolute figures.",
         f"Command: `.venv/bin/python bench/analytics.py {' '.join(sys.argv[1:])}`", "",
         "## GET /api/ai/analytics for November (group_by=day): the service over the rollups vs SQL over the records", "",
         "The rollup figure is the whole report (totals with p50/p95/p99, the daily series, top users, projection; "
         "the platform view adds revenue per organization and provider). The raw figure is the totals, the daily "
-        "series, the percentiles and top users straight from `usage_records` (indexed by organization and time).", "",
+        "series, the percentiles and top users straight from `usage_records` (indexed by organization and time). "
+        "Rollup rows: all four cubes (ai/rollup_cubes.py); the per-cube counts follow the table.", "",
         "| db | records | orgs | rollup rows | scope | requests in scope | rollups ms | raw ms | raw / rollups | same totals |",
         "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for q in queries:
         lines.append(f"| {q['db']} | {q['records']:,} | {q['orgs']:,} | {q['rollup_rows']:,} | {q['scope']} | {q['requests']:,} "
                      f"| {q['rollup_ms']:.1f} | {q['raw_ms']:.1f} | {q['raw_ms'] / q['rollup_ms']:.1f}x | {'yes' if q['agree'] else 'NO'} |")
+    seen = set()
+    for q in queries:
+        if (q["db"], q["records"]) not in seen:
+            seen.add((q["db"], q["records"]))
+            cubes = ", ".join(f"`{name}` {count:,}" for name, count in q["cube_rows"].items())
+            lines.append(f"\n{q['db']}, {q['records']:,} records: {cubes}.")
     lines += ["", "## Write path: maintaining the rollups (same transaction as the usage record)", "",
               "| db | what | without rollups | with rollups | ratio |", "|---|---|---:|---:|---:|"]
     for w in writes:

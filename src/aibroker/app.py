@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -285,15 +286,31 @@ def _routers() -> list[APIRouter]:
     ]
 
 
+class BrokerApp(FastAPI):
+    """FastAPI, but the hottest AI routes (FastPath) are answered before its middleware stack:
+    its error, telemetry and body-limit layers each wrap every call and every send, and
+    those routes handle all of that themselves (gateway/fastpath.py)."""
+
+    fast_routes: dict[tuple[str, str], Any] = {}
+    fast: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.fast is not None and scope["type"] == "http" and (scope.get("method"), scope.get("path")) in self.fast_routes:
+            await self.fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="aibroker", version=__version__, lifespan=lifespan)
+    app = BrokerApp(title="aibroker", version=__version__, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     handlers.install(app)
     db_errors.install(app)  # a saturated database answers 503 database_busy, not 500
     for router in _routers():
         app.include_router(router)
-    app.add_middleware(FastPath, routes=_fast_routes(), owner=app)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so it wraps the fast path too
+    app.add_middleware(RequestIdMiddleware)
+    app.fast_routes = _fast_routes()
+    app.fast = RequestIdMiddleware(FastPath(functools.partial(FastAPI.__call__, app), routes=app.fast_routes, owner=app))
     return app
 
 

@@ -30,7 +30,7 @@ from tests.support.broker import ADMIN_TOKEN
 
 ZONES = {"ny": "America/New_York", "kolkata": "Asia/Kolkata", "utc": "UTC"}
 KEYS = ("requests", "errors", "refused", "failed_attempts", "cost_micros", "provider_cost_micros", "input_tokens",
-        "output_tokens", "cache_hits")
+        "output_tokens", "cache_hits", "cache_savings_micros")
 
 
 def _instants(tz: str, rng: random.Random) -> list[dt.datetime]:
@@ -165,6 +165,37 @@ def test_platform_view_spans_organizations_and_splits_revenue(broker, workload):
     assert _pick(scoped["totals"]) == sums(_november(stored(broker.db, [one["organization_id"]]), "Asia/Kolkata"))
 
 
+@pytest.mark.parametrize("group_by,key", [
+    ("day", lambda r: aware(r.created_at).astimezone(dt.UTC).date().isoformat()),
+    ("hour", lambda r: aware(r.created_at).astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0).isoformat()),
+    ("provider", lambda r: r.provider), ("model", lambda r: r.model), ("feature", lambda r: r.feature),
+])
+def test_platform_series_equal_the_raw_records_of_all_organizations(broker, workload, group_by, key):
+    """The platform cube (UTC hours, no organization in its key) against every record."""
+    start, end = dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 20, 6, tzinfo=dt.UTC)
+    rows = [r for r in stored(broker.db) if start <= aware(r.created_at) < end]
+    report = _get(broker, ADMIN_TOKEN, **{"from": "2026-11-01T00:00:00Z", "to": "2026-11-20T06:00:00Z", "group_by": group_by})
+    assert report["time_zone"] == "UTC" and report["totals"]["top_users"] == []
+    assert _pick(report["totals"]) == sums(rows)
+    assert {s["key"]: _pick(s) for s in report["series"]} == grouped(rows, key)
+    for field, q in (("latency_ms_p50", 50), ("latency_ms_p99", 99)):
+        exact = exact_percentile(rows, q)
+        assert abs(report["totals"][field] - exact) <= max(1, 0.095 * exact), (field, report["totals"][field], exact)
+    # revenue per organization counts whole UTC days: the range's last day, 11-20, entirely
+    revenue = {o["organization_id"]: o["revenue_micros"] for o in report["platform"]["organizations"]}
+    whole_days = [r for r in stored(broker.db) if start <= aware(r.created_at) < dt.datetime(2026, 11, 21, tzinfo=dt.UTC)]
+    assert revenue == {org: s["cost_micros"] for org, s in grouped(whole_days, lambda r: r.organization_id).items()}
+
+
+def test_user_and_key_breakdowns_count_whole_local_days(broker, workload):
+    """Their cube's grain is the organization's day: a day counts when it overlaps the range."""
+    tz, org = ZONES["ny"], workload["ny"]
+    report = _get(broker, org["api_key"], **{"from": "2026-11-15T12:00:00", "to": "2026-11-16T06:00:00", "group_by": "user"})
+    days = {"2026-11-15", "2026-11-16"}
+    rows = [r for r in stored(broker.db, [org["organization_id"]]) if local_day(tz)(r) in days]
+    assert {s["key"]: _pick(s) for s in report["series"]} == grouped(rows, lambda r: r.user_id)
+
+
 def test_tenants_see_only_their_own_organization(broker, workload):
     mine, other = workload["utc"], workload["ny"]
     with broker.client(mine["api_key"]) as http:
@@ -204,6 +235,27 @@ def test_a_request_counts_the_moment_its_answer_is_sent(broker, upstream):
     assert projection["projected_cost_micros"] >= projection["month_to_date_cost_micros"]
 
 
+def test_a_cache_hit_records_what_it_saved(broker, upstream):
+    """A hit (billed nothing by default) saves what the same call cost fresh; the saving is
+    on the usage record and in the totals, for the tenant and for the platform."""
+    org = broker.create_org("Saver", credit="5")
+    client = openai.OpenAI(base_url=broker.url + "/v1", api_key=org["api_key"], max_retries=0)
+    ask = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "the same question"}]}
+    fresh = client.chat.completions.with_raw_response.create(**ask)
+    hit = client.chat.completions.with_raw_response.create(**ask)
+    assert fresh.headers["x-aibroker-cache"] == "miss" and hit.headers["x-aibroker-cache"] == "hit"
+    rows = stored(broker.db, [org["organization_id"]])
+    fresh_row = next(r for r in rows if not r.cached)
+    hit_row = next(r for r in rows if r.cached)
+    assert fresh_row.billed_cost_micros > 0 and hit_row.billed_cost_micros == 0
+    assert hit_row.cache_saved_micros == fresh_row.billed_cost_micros
+    report = _get(broker, org["api_key"])
+    assert report["totals"]["cache_hits"] == 1
+    assert report["totals"]["cache_savings_micros"] == fresh_row.billed_cost_micros
+    platform = _get(broker, ADMIN_TOKEN)
+    assert platform["totals"]["cache_savings_micros"] >= fresh_row.billed_cost_micros
+
+
 def test_owner_sets_the_time_zone(broker):
     from tests.support.accounts import bearer, signup
 
@@ -230,19 +282,17 @@ def test_broker_statistics_for_the_platform_key_span_organizations(broker, workl
 
 
 def test_rebuild_from_the_records_reproduces_the_rollups(broker, workload):
-    from sqlalchemy import select
-
-    from aibroker.ai.rollup_rebuild import rebuild_rollups
-    from aibroker.models import UsageRollup
+    from aibroker.ai.rollup_cubes import CUBES
+    from aibroker.ai.rollup_rebuild import cube_sums, rebuild_rollups
 
     def snapshot():
         with broker.db.connect() as conn:
-            return sorted(tuple(r) for r in conn.execute(select(UsageRollup.__table__)))
+            return {cube.table: cube_sums(conn, cube.table) for cube in CUBES}
 
     before = snapshot()
     with broker.db.begin() as conn:
         assert rebuild_rollups(conn) == len(stored(broker.db))
-    assert snapshot() == before and before
+    assert snapshot() == before and all(before.values())
 
 
 def test_a_super_admin_sees_the_platform_and_an_owner_only_their_organization(broker, workload, database_url):

@@ -7,17 +7,15 @@ import datetime as dt
 import random
 import threading
 
-from sqlalchemy import select
-
-from aibroker.ai.rollup_rebuild import rebuild_rollups
+from aibroker.ai.rollup_cubes import CUBES
+from aibroker.ai.rollup_rebuild import cube_sums, rebuild_rollups
 from aibroker.db import make_sync_engine
-from aibroker.models import UsageRollup
 from tests.ai.rollup_data import record, write
 
 
 def _snapshot(engine):
     with engine.connect() as conn:
-        return sorted(tuple(r) for r in conn.execute(select(UsageRollup.__table__)))
+        return {cube.table: cube_sums(conn, cube.table) for cube in CUBES}
 
 
 def test_concurrent_writers_lose_no_increment(broker, database_url):

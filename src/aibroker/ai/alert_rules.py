@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.ai.rollup_shape import zone
-from aibroker.models import AlertSetting, ApiKey, Organization, ProviderCredential, UsageRollup
+from aibroker.models import AlertSetting, ApiKey, Organization, ProviderCredential, UsageRollup, UsageRollupPlatform
 
 R = UsageRollup.__table__.c
 CHUNK = 500
@@ -91,9 +91,10 @@ async def spend(session: AsyncSession, now: dt.datetime, default_monthly: int | 
 
 async def error_rates(session: AsyncSession, now: dt.datetime, threshold: float, min_attempts: int) -> list[Found]:
     """Providers whose upstream failure rate over the last one to two hours reached `threshold`."""
+    p = UsageRollupPlatform.__table__.c  # all organizations' hours: a few rows per provider
     rows = (await session.execute(
-        select(R.provider, func.sum(R.requests), func.sum(R.refused), func.sum(R.errors), func.sum(R.failed_attempts))
-        .where(R.bucket_start > now - dt.timedelta(hours=2)).group_by(R.provider)
+        select(p.provider, func.sum(p.requests), func.sum(p.refused), func.sum(p.errors), func.sum(p.failed_attempts))
+        .where(p.bucket_start > now - dt.timedelta(hours=2)).group_by(p.provider)
     )).all()
     hour = now.strftime("%Y-%m-%dT%H")
     found = []

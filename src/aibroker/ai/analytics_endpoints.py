@@ -34,12 +34,15 @@ async def analytics(
     limit: int = Query(100, ge=1, le=1000, description="Most series entries for model/provider/feature/user/key."),
 ) -> Response:
     """Cost, requests, tokens, latency p50/p95/p99, error rate, cache hit rate and savings, top
-    users and the month's projected cost, over hourly rollups kept current with every request.
+    users and the month's projected cost, over rollups kept current with every request.
 
     A tenant (API key, member with VIEW_USAGE, organization code) sees its organization; the
     platform admin (service key, SUPER_ADMIN) sees all organizations or `organization_id`, plus
     revenue, provider cost and margin per organization and provider (`platform`). Buckets are
-    hours of the organization's time zone: a bucket counts when it overlaps [from, to)."""
+    hours of the organization's time zone (UTC hours for all organizations): a bucket counts
+    when it overlaps [from, to). The user and key breakdowns, top users and the per-organization
+    revenue count whole days (a day counts when it overlaps). Top users need an organization:
+    user ids are each organization's own."""
     if group_by not in GROUPS:
         raise InvalidRequest(f"'group_by' must be one of: {', '.join(GROUPS)}.", param="group_by", code="invalid_group_by")
     svc = services(request)
@@ -64,13 +67,7 @@ async def analytics(
         if until - since > MAX_RANGE:
             raise InvalidRequest("The range may span at most 400 days.", param="to", code="range_too_long")
 
-        def margin_of(o: Organization) -> int:
-            if o.margin_bps is not None:
-                return o.margin_bps
-            plan = svc.gateway.plan_margin(o.plan) if svc.gateway.plan_margin is not None else None
-            return svc.settings.billing.default_margin_bps if plan is None else plan
-
-        report = await AnalyticsService(session, svc.catalog, margin_of).report(
+        report = await AnalyticsService(session).report(
             organization_id=org.id if org is not None else None, tz_name=tz_name, start=since.astimezone(dt.UTC),
             end=until.astimezone(dt.UTC), group_by=group_by, limit=limit, platform=platform,
         )

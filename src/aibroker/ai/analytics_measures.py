@@ -56,6 +56,7 @@ class Measures:
             "cached_tokens": v["cached_tokens"],
             "cache_hits": v["cache_hits"],
             "cache_hit_rate": round(v["cache_hits"] / answered, 4) if answered else 0.0,
+            "cache_savings_micros": v["cache_saved_micros"],
             "latency_ms_avg": round(v["latency_ms_sum"] / answered, 1) if answered else None,
         }
         for name, q in PERCENTILES:

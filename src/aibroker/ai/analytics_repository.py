@@ -1,5 +1,6 @@
-"""All SQL of the analytics: sums over the hourly rollups. Every query is scoped by the
-caller's organization (or, for the platform admin, by an optional one)."""
+"""All SQL of the analytics: sums over the rollup cubes (ai/rollup_cubes.py), each query on the
+one cube whose grain fits it. Every query is scoped by the caller's organization (or, for the
+platform admin, by an optional one)."""
 
 from __future__ import annotations
 
@@ -7,39 +8,65 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.ai.analytics_measures import Measures
-from aibroker.ai.rollup_shape import HIST_COLUMNS, MEASURES
-from aibroker.models import UsageRollup
+from aibroker.ai.rollup_cubes import HOURLY, ORGS, PLATFORM, USERS, Cube
+from aibroker.models import UsageRollup, UsageRollupOrg, UsageRollupPlatform, UsageRollupUser
 
 HOUR = dt.timedelta(hours=1)
-R = UsageRollup.__table__.c
-_SUMS = [func.sum(R[name]).label(name) for name in (*MEASURES, *HIST_COLUMNS)]
+TABLES: dict[Cube, Table] = {HOURLY: UsageRollup.__table__, USERS: UsageRollupUser.__table__,  # type: ignore[dict-item]
+                             PLATFORM: UsageRollupPlatform.__table__, ORGS: UsageRollupOrg.__table__}
+# group name -> column, per cube
+GROUP_COLUMNS = {
+    HOURLY: {"hour": "bucket_start", "day": "local_date", "model": "model", "provider": "provider", "feature": "feature",
+             "organization": "organization_id"},
+    USERS: {"day": "local_date", "user": "user_id", "key": "api_key_id", "organization": "organization_id"},
+    PLATFORM: {"hour": "bucket_start", "day": "day", "model": "model", "provider": "provider", "feature": "feature"},
+    ORGS: {"day": "day", "organization": "organization_id"},
+}
 # What the money breakdowns and top users read: a narrow sum reads far less per row.
 MONEY = ("requests", "billed_cost_micros", "provider_cost_micros")
-CACHE = ("cache_hit_input_tokens", "cache_hit_output_tokens", "cache_hit_billed_micros")
-GROUP_COLUMNS = {
-    "hour": R.bucket_start, "day": R.local_date, "model": R.model, "provider": R.provider,
-    "feature": R.feature, "user": R.user_id, "key": R.api_key_id, "organization": R.organization_id,
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Organization (None: all) and the time range. An hourly bucket counts when it overlaps
-    [start, end): the range is widened to whole hours of each organization's zone."""
+    """Organization (None: all), the time range and the zone its days are in. An hourly bucket
+    counts when it overlaps [start, end); so does a day in the daily cubes."""
 
     organization_id: str | None
     start: dt.datetime
     end: dt.datetime
+    tz: dt.tzinfo = dt.UTC
 
-    def where(self) -> list[Any]:
-        conditions = [R.bucket_start > self.start - HOUR, R.bucket_start < self.end]
-        if self.organization_id is not None:
-            conditions.append(R.organization_id == self.organization_id)
-        return conditions
+    def days(self, tz: dt.tzinfo) -> tuple[str, str]:
+        """First and last date (in `tz`) that overlap the range."""
+        last = self.end - dt.timedelta(microseconds=1)
+        return self.start.astimezone(tz).date().isoformat(), last.astimezone(tz).date().isoformat()
+
+
+def cube_for(scope: Scope, groups: list[str]) -> Cube:
+    if "user" in groups or "key" in groups:
+        return USERS
+    if scope.organization_id is not None:
+        return HOURLY
+    return ORGS if "organization" in groups else PLATFORM
+
+
+def where(cube: Cube, scope: Scope) -> list[Any]:
+    c = TABLES[cube].c
+    if cube is USERS:
+        first, last = scope.days(scope.tz)
+        conditions = [c.local_date >= first, c.local_date <= last]
+    elif cube is ORGS:
+        first, last = scope.days(dt.UTC)
+        conditions = [c.day >= first, c.day <= last]
+    else:
+        conditions = [c.bucket_start > scope.start - HOUR, c.bucket_start < scope.end]
+    if scope.organization_id is not None and cube is not PLATFORM:
+        conditions.append(c.organization_id == scope.organization_id)
+    return conditions
 
 
 class AnalyticsRepository:
@@ -48,18 +75,19 @@ class AnalyticsRepository:
 
     async def grouped(
         self, scope: Scope, groups: list[str], *, order_by_cost: bool = False, limit: int | None = None,
-        having_cache_hits: bool = False, only: tuple[str, ...] | None = None,
+        only: tuple[str, ...] | None = None,
     ) -> list[tuple[tuple[Any, ...], Measures]]:
-        """Sums per group (all measures and the histogram, or `only` these measures)."""
-        columns = [GROUP_COLUMNS[g] for g in groups]
-        sums = _SUMS if only is None else [func.sum(R[name]).label(name) for name in only]
-        query = select(*columns, *sums).where(*scope.where())
-        if having_cache_hits:
-            query = query.where(R.cache_hits > 0)
+        """Sums per group (all the cube's measures and histogram, or `only` these measures)."""
+        cube = cube_for(scope, groups)
+        table = TABLES[cube]
+        columns = [table.c[GROUP_COLUMNS[cube][g]] for g in groups]
+        names = cube.added if only is None else only
+        sums = [func.sum(table.c[name]).label(name) for name in names]
+        query = select(*columns, *sums).where(*where(cube, scope))
         if columns:
             query = query.group_by(*columns)
         if order_by_cost:
-            query = query.order_by(func.sum(R.billed_cost_micros).desc(), *columns)
+            query = query.order_by(func.sum(table.c.billed_cost_micros).desc(), *columns)
         elif columns:
             query = query.order_by(*columns)
         if limit is not None:
@@ -68,18 +96,21 @@ class AnalyticsRepository:
         return [(tuple(row[: len(columns)]), Measures.from_row(row)) for row in rows]
 
     async def count_groups(self, scope: Scope, group: str) -> int:
-        column = GROUP_COLUMNS[group]
-        inner = select(column).where(*scope.where()).group_by(column).subquery()
+        cube = cube_for(scope, [group])
+        column = TABLES[cube].c[GROUP_COLUMNS[cube][group]]
+        inner = select(column).where(*where(cube, scope)).group_by(column).subquery()
         return int(await self.session.scalar(select(func.count()).select_from(inner)) or 0)
 
-    async def billed_since(
-        self, organization_id: str | None, first_local_date: str, last_local_date: str, not_before: dt.datetime
-    ) -> int:
-        """Billed micros on local dates [first, last] (the month so far, in each organization's
-        zone); `not_before` (a little before the month began anywhere) keeps the scan short."""
-        query = select(func.coalesce(func.sum(R.billed_cost_micros), 0)).where(
-            R.local_date >= first_local_date, R.local_date <= last_local_date, R.bucket_start >= not_before
-        )
-        if organization_id is not None:
-            query = query.where(R.organization_id == organization_id)
+    async def billed_since(self, organization_id: str | None, first_date: str, last_date: str, not_before: dt.datetime) -> int:
+        """Billed micros on dates [first, last]: the organization's local dates, or the
+        platform's UTC dates; `not_before` (a little before the month began) keeps the scan short."""
+        if organization_id is None:
+            c = TABLES[PLATFORM].c
+            query = select(func.coalesce(func.sum(c.billed_cost_micros), 0)).where(
+                c.day >= first_date, c.day <= last_date, c.bucket_start >= not_before)
+        else:
+            c = TABLES[HOURLY].c
+            query = select(func.coalesce(func.sum(c.billed_cost_micros), 0)).where(
+                c.organization_id == organization_id, c.local_date >= first_date, c.local_date <= last_date,
+                c.bucket_start >= not_before)
         return int(await self.session.scalar(query) or 0)

@@ -1,23 +1,18 @@
 """GET /api/ai/analytics: totals, a series, top users and the month's projection, from the
-hourly rollups (ai/rollup_writer.py keeps them current with every usage record)."""
+rollup cubes (ai/rollup_writer.py keeps them current with every usage record)."""
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.ai.analytics_measures import Measures
-from aibroker.ai.analytics_repository import CACHE, MONEY, AnalyticsRepository, Scope
+from aibroker.ai.analytics_repository import MONEY, AnalyticsRepository, Scope
 from aibroker.ai.rollup_shape import zone
-from aibroker.billing.pricing import cost_of
 from aibroker.kit.clock import utcnow
-from aibroker.models import Organization
-from aibroker.providers.base import Usage
 
 GROUPS = ("day", "hour", "model", "provider", "feature", "user", "key")
 TIME_GROUPS = ("day", "hour")
@@ -26,18 +21,15 @@ TOP_ORGANIZATIONS = 100
 
 
 class AnalyticsService:
-    def __init__(self, session: AsyncSession, catalog: Any, margin_of: Callable[[Organization], int]) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.repo = AnalyticsRepository(session)
-        self.session = session
-        self.catalog = catalog
-        self.margin_of = margin_of
 
     async def report(
         self, *, organization_id: str | None, tz_name: str, start: dt.datetime, end: dt.datetime, group_by: str,
         limit: int, platform: bool,
     ) -> dict[str, Any]:
-        scope = Scope(organization_id, start, end)
         tz = zone(tz_name)
+        scope = Scope(organization_id, start, end, tz if organization_id is not None else dt.UTC)
         series_rows = await self.repo.grouped(
             scope, [group_by], order_by_cost=group_by not in TIME_GROUPS,
             limit=None if group_by in TIME_GROUPS else limit,
@@ -48,7 +40,6 @@ class AnalyticsService:
         for _, measures in whole:
             totals.add(measures)
         rendered = totals.render()
-        rendered["cache_savings_micros"] = await self._savings(scope)
         rendered["top_users"] = await self._top_users(scope)
         result: dict[str, Any] = {
             "organization_id": organization_id,
@@ -65,34 +56,14 @@ class AnalyticsService:
         return result
 
     async def _top_users(self, scope: Scope) -> list[dict[str, Any]]:
-        groups = ["user"] if scope.organization_id is not None else ["organization", "user"]
-        rows = await self.repo.grouped(scope, groups, order_by_cost=True, limit=TOP_USERS + 1, only=MONEY)
-        top = []
-        for key, m in rows:
-            if key[-1] == "":
-                continue  # requests made without a user id
-            entry = {"user_id": key[-1], "requests": m.values["requests"], "cost_micros": m.values["billed_cost_micros"]}
-            if len(key) == 2:
-                entry["organization_id"] = key[0]
-            top.append(entry)
+        """An organization's end users by cost. User ids are each organization's own: across all
+        organizations they name no one, so the platform view lists organizations instead."""
+        if scope.organization_id is None:
+            return []
+        rows = await self.repo.grouped(scope, ["user"], order_by_cost=True, limit=TOP_USERS + 1, only=MONEY)
+        top = [{"user_id": key[0], "requests": m.values["requests"], "cost_micros": m.values["billed_cost_micros"]}
+               for key, m in rows if key[0] != ""]  # "": requests made without a user id
         return top[:TOP_USERS]
-
-    async def _savings(self, scope: Scope) -> int:
-        """Cache hits priced as fresh calls (tokens x today's price x the organization's margin)
-        minus what they were billed."""
-        rows = await self.repo.grouped(scope, ["organization", "model"], having_cache_hits=True, only=CACHE)
-        if not rows:
-            return 0
-        org_ids = sorted({key[0] for key, _ in rows})
-        orgs = {o.id: o for o in (await self.session.scalars(select(Organization).where(Organization.id.in_(org_ids)))).all()}
-        saved = 0
-        for (org_id, model), m in rows:
-            entry, org = self.catalog.get(model), orgs.get(org_id)
-            if entry is None or org is None:
-                continue
-            usage = Usage(input_tokens=m.values["cache_hit_input_tokens"], output_tokens=m.values["cache_hit_output_tokens"])
-            saved += max(0, cost_of(entry, usage, self.margin_of(org)).billed_micros - m.values["cache_hit_billed_micros"])
-        return saved
 
     async def _projection(self, organization_id: str | None, tz: dt.tzinfo) -> dict[str, Any]:
         """The current month (in the organization's zone) at its run rate so far."""

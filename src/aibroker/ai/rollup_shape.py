@@ -22,12 +22,13 @@ LATENCY_BINS = 72
 _LOWER = [math.ceil(2 ** ((i - 1) / 4)) for i in range(1, LATENCY_BINS)]
 HIST_COLUMNS = [f"lat_{i:02d}" for i in range(LATENCY_BINS)]
 
-DIMENSIONS = ("organization_id", "bucket_start", "model", "provider", "feature", "user_id", "api_key_id")
 MEASURES = (
     "requests", "errors", "refused", "failed_attempts", "cache_hits", "input_tokens", "output_tokens",
-    "cached_tokens", "cache_hit_input_tokens", "cache_hit_output_tokens", "cache_hit_billed_micros",
-    "provider_cost_micros", "billed_cost_micros", "latency_ms_sum", "latency_count",
+    "cached_tokens", "cache_saved_micros", "provider_cost_micros", "billed_cost_micros", "latency_ms_sum", "latency_count",
 )
+# The measures of the per-organization money cube (revenue, cost, margin, savings per organization).
+MONEY_MEASURES = ("requests", "errors", "refused", "cache_hits", "cache_saved_micros", "provider_cost_micros",
+                  "billed_cost_micros")
 ANSWERED = ("success", "partial")
 
 
@@ -68,60 +69,32 @@ def bucket_of(created_at: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime, str]
     return hour.astimezone(dt.UTC), local.date().isoformat()
 
 
-def contribution(row: dict[str, Any]) -> dict[str, int]:
-    """The measures one usage record adds. A failed upstream attempt (status error with an
-    attempt number) is not a request of its own: the request's final record is."""
+def utc_hour(created_at: dt.datetime) -> dt.datetime:
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=dt.UTC)
+    return created_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def contribution(row: dict[str, Any]) -> tuple[int, ...]:
+    """The measures one usage record adds, in MEASURES order. A failed upstream attempt (status
+    error with an attempt number) is not a request of its own: the request's final record is."""
     status = row.get("status")
-    failed_attempt = status == "error" and int(row.get("attempt") or 0) >= 1
+    failed_attempt = status == "error" and (row.get("attempt") or 0) >= 1
     cached = bool(row.get("cached"))
     answered = status in ANSWERED and not failed_attempt
-    billed = int(row.get("billed_cost_micros") or 0)
-    tokens_in, tokens_out = int(row.get("input_tokens") or 0), int(row.get("output_tokens") or 0)
-    return {
-        "requests": 0 if failed_attempt else 1,
-        "errors": int(status == "error" and not failed_attempt),
-        "refused": int(status == "refused"),
-        "failed_attempts": int(failed_attempt),
-        "cache_hits": int(cached and answered),
-        "input_tokens": tokens_in,
-        "output_tokens": tokens_out,
-        "cached_tokens": int(row.get("cached_tokens") or 0),
-        "cache_hit_input_tokens": tokens_in if cached and answered else 0,
-        "cache_hit_output_tokens": tokens_out if cached and answered else 0,
-        "cache_hit_billed_micros": billed if cached and answered else 0,
-        "provider_cost_micros": int(row.get("provider_cost_micros") or 0),
-        "billed_cost_micros": billed,
-        "latency_ms_sum": int(row.get("latency_ms") or 0) if answered else 0,
-        "latency_count": int(answered),
-    }
-
-
-def rollup_key(row: dict[str, Any], tz: dt.tzinfo) -> tuple[tuple[Any, ...], str]:
-    start, local_date = bucket_of(row["created_at"], tz)
-    key = (
-        row["organization_id"], start, row.get("model") or "", row.get("provider") or "", row.get("feature") or "",
-        row.get("user_id") or "", row.get("api_key_id") or "",
+    hit = cached and answered
+    return (
+        0 if failed_attempt else 1,  # requests
+        int(status == "error" and not failed_attempt),  # errors
+        int(status == "refused"),  # refused
+        int(failed_attempt),  # failed_attempts
+        int(hit),  # cache_hits
+        row.get("input_tokens") or 0,
+        row.get("output_tokens") or 0,
+        row.get("cached_tokens") or 0,
+        (row.get("cache_saved_micros") or 0) if hit else 0,
+        row.get("provider_cost_micros") or 0,
+        row.get("billed_cost_micros") or 0,
+        (row.get("latency_ms") or 0) if answered else 0,  # latency_ms_sum
+        int(answered),  # latency_count
     )
-    return key, local_date
-
-
-def aggregate(rows: list[dict[str, Any]], zones: dict[str, dt.tzinfo]) -> list[dict[str, Any]]:
-    """The rollup increments of a batch of usage records, one per key, sorted by key (every
-    writer takes row locks in the same order, so two batches never deadlock)."""
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        key, local_date = rollup_key(row, zones.get(row["organization_id"], dt.UTC))
-        add = contribution(row)
-        target = merged.get(key)
-        if target is None:
-            target = merged[key] = {**dict(zip(DIMENSIONS, key, strict=True)), "local_date": local_date,
-                                    **dict.fromkeys(MEASURES, 0), **dict.fromkeys(HIST_COLUMNS, 0)}
-        for name, value in add.items():
-            target[name] += value
-        if add["latency_count"]:
-            target[HIST_COLUMNS[latency_bin(int(row.get("latency_ms") or 0))]] += 1
-    return [merged[k] for k in sorted(merged, key=_sort_key)]
-
-
-def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (key[0], key[1].isoformat(), *key[2:])

@@ -13,7 +13,7 @@ from aibroker.ai.rollup_writer import RollupWriter
 from aibroker.billing.rawsql import RawSql, TableInsert, processor
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
-from aibroker.models import Event, LedgerEntry, UsageRecord, UsageRollup, Wallet, WalletHold
+from aibroker.models import Event, LedgerEntry, UsageRecord, Wallet, WalletHold
 
 _LOCK_WALLETS = (
     "SELECT id, organization_id, balance_micros, held_micros, low_balance_threshold_micros, low_balance_alerted"
@@ -60,7 +60,7 @@ class Statements:
         self.ledger = TableInsert(LedgerEntry.__table__, self.raw)  # type: ignore[arg-type]
         self.events = TableInsert(Event.__table__, self.raw)  # type: ignore[arg-type]
         # The analytics rollups: maintained with the usage records, in their transaction.
-        self.rollups = RollupWriter(self.raw, UsageRollup.__table__)
+        self.rollups = RollupWriter(self.raw)
         self.timestamp = processor(Wallet.__table__.c.updated_at, self.raw) or (lambda v: v)
         self.flag = processor(Wallet.__table__.c.low_balance_alerted, self.raw) or bool
 

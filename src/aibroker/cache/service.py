@@ -83,10 +83,10 @@ class ResponseCache:
         raw = await self.backend.get(kind, cache_key(principal.organization_id, model.provider, model.id, kind, body))
         found = unpack(raw, self.clock()) if raw is not None else None
         if found is None:
-            metrics.CACHE_MISSES.labels(kind).inc()
+            metrics.child(metrics.CACHE_MISSES, kind).inc()
             return None
         ctx.cache_status = "hit"
-        metrics.CACHE_HITS.labels(kind).inc()
+        metrics.child(metrics.CACHE_HITS, kind).inc()
         return found
 
     async def put(self, ctx: CallContext, model: ModelEntry, body: dict[str, Any], kind: str, response: dict[str, Any]) -> None:
@@ -98,7 +98,8 @@ class ResponseCache:
         key = cache_key(ctx.principal.organization_id, model.provider, model.id, kind, body)
         await self.backend.set(kind, key, pack(response, self.clock() + ttl), ttl)
 
-    def hit_cost(self, ctx: CallContext, model: ModelEntry, usage: Usage, margin_bps: int) -> Cost:
+    def hit_cost(self, ctx: CallContext, model: ModelEntry, usage: Usage, margin_bps: int) -> tuple[Cost, int]:
+        """What a hit is billed, and what it saved: the fresh call's price minus that."""
         full = cost_of(model, usage, margin_bps)
         policy = self.settings.hit_billing
         if policy == "full":
@@ -107,5 +108,6 @@ class ResponseCache:
             cost = Cost(0, full.provider_micros, 0)
         else:
             cost = Cost(0, 0, margin_bps)
-        metrics.CACHE_SAVED_MICROS.inc(full.billed_micros - cost.billed_micros)
-        return cost
+        saved = max(0, full.billed_micros - cost.billed_micros)
+        metrics.CACHE_SAVED_MICROS.inc(saved)
+        return cost, saved

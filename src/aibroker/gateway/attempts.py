@@ -96,14 +96,14 @@ class AttemptRunner:
                             value = await invoke(adapter, call)
                         except ProviderError as exc:
                             elapsed = int((time.perf_counter() - started) * 1000)
-                            metrics.UPSTREAM_ERRORS.labels(model.provider, exc.error_type).inc()
+                            metrics.child(metrics.UPSTREAM_ERRORS, model.provider, exc.error_type).inc()
                             if not isinstance(exc, ProviderBadRequest):
                                 breaker.record_failure()
                             on_failure(model, exc, attempt_no, elapsed)
                             raise
                         upstream = time.perf_counter() - started
                         breaker.record_success()
-                        metrics.UPSTREAM_SECONDS.labels(model.provider).observe(upstream)
+                        metrics.child(metrics.UPSTREAM_SECONDS, model.provider).observe(upstream)
                         return Attempted(value, model, attempt_no, int(upstream * 1000))
             except ProviderBadRequest:
                 raise  # the request itself is wrong: another provider would refuse it too

@@ -84,5 +84,5 @@ def _record_refusal(request: Request, ctx: CallContext, model: Any, exc: BrokerE
         entry = None
     entry = entry or ModelEntry(id=str(model or "none")[:200], provider="none", name=str(model or "none")[:200])
     row = usage_row(ctx, entry, Usage(), None, status="refused", attempt=0, upstream_ms=0, error=exc)
-    metrics.REQUESTS.labels(ctx.endpoint, "refused").inc()
+    metrics.child(metrics.REQUESTS, ctx.endpoint, "refused").inc()
     svc.gateway.writer.submit_nowait(Settle(ctx.principal.organization_id, row))

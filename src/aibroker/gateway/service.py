@@ -255,7 +255,7 @@ class Gateway:
         """A request refused before any upstream call: a usage record says why; nothing is charged."""
         byok_budget.settle_budgets(self, ctx, None, None)
         row = usage_row(ctx, model, Usage(), None, status="refused", attempt=0, upstream_ms=0, error=exc)
-        metrics.REQUESTS.labels(ctx.endpoint, "refused").inc()
+        metrics.child(metrics.REQUESTS, ctx.endpoint, "refused").inc()
         await self.writer.outcome(self.writer.submit_nowait(Settle(ctx.principal.organization_id, row)))
 
     async def release(self, ctx: CallContext, hold: LocalHold | None, model: ModelEntry, exc: BaseException) -> None:
@@ -267,7 +267,7 @@ class Gateway:
         cancelled = isinstance(exc, asyncio.CancelledError)
         row = usage_row(ctx, model, Usage(), None, status="cancelled" if cancelled else "error", attempt=0, upstream_ms=0, error=exc)
         pending = self.writer.submit_nowait(Settle(ctx.principal.organization_id, row))
-        metrics.REQUESTS.labels(ctx.endpoint, row["status"]).inc()
+        metrics.child(metrics.REQUESTS, ctx.endpoint, row["status"]).inc()
         if not cancelled:
             await self.writer.outcome(pending)
 
@@ -302,11 +302,11 @@ class Gateway:
         return record
 
     def observe(self, ctx: CallContext, model: ModelEntry, usage: Usage, cost: Cost, status: str = "success") -> None:
-        metrics.REQUESTS.labels(ctx.endpoint, status).inc()
-        metrics.TOKENS.labels(model.provider, "input").inc(usage.input_tokens)
-        metrics.TOKENS.labels(model.provider, "output").inc(usage.output_tokens)
-        metrics.COST_MICROS.labels(model.provider).inc(cost.billed_micros)
-        metrics.PROVIDER_COST_MICROS.labels(model.provider).inc(cost.provider_micros)
+        metrics.child(metrics.REQUESTS, ctx.endpoint, status).inc()
+        metrics.child(metrics.TOKENS, model.provider, "input").inc(usage.input_tokens)
+        metrics.child(metrics.TOKENS, model.provider, "output").inc(usage.output_tokens)
+        metrics.child(metrics.COST_MICROS, model.provider).inc(cost.billed_micros)
+        metrics.child(metrics.PROVIDER_COST_MICROS, model.provider).inc(cost.provider_micros)
 
     # -- non-streamed calls -----------------------------------------------------------
 
@@ -360,9 +360,10 @@ class Gateway:
         """A cache hit is recorded like any request (cached: true) and billed by the cache's policy."""
         blocked = await guard.guard_answer(self, ctx, body, policy)
         usage = usage_from_openai(body.get("usage"))
-        cost = self.cache.hit_cost(ctx, model, usage, self.margin_for(ctx))
+        cost, saved = self.cache.hit_cost(ctx, model, usage, self.margin_for(ctx))
         op = self.settlement(ctx, None, model, usage, cost, status="success", attempt=0, upstream_ms=0)
         op.usage["cached"] = True
+        op.usage["cache_saved_micros"] = saved
         answered = echo_model(body, request, model)
         if ctx.on_settle is not None:
             op.after = ctx.on_settle(answered, usage, op.usage)

@@ -83,7 +83,7 @@ class Relay:
             if not settled:
                 # Not awaited: a cancelled task cannot wait; the writer commits it on its own.
                 self.gateway.commit(self._settlement(status, error), self.hold)
-                metrics.REQUESTS.labels(self.ctx.endpoint, status).inc()
+                metrics.child(metrics.REQUESTS, self.ctx.endpoint, status).inc()
                 asyncio.ensure_future(_close(iterator))
 
     def _usage(self) -> Usage:

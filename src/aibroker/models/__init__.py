@@ -31,7 +31,7 @@ from aibroker.models.routing import (
 )
 from aibroker.models.stored_response import StoredResponse
 from aibroker.models.usage_record import UsageRecord
-from aibroker.models.usage_rollup import UsageRollup
+from aibroker.models.usage_rollup import UsageRollup, UsageRollupOrg, UsageRollupPlatform, UsageRollupUser
 from aibroker.models.user import Invitation, Membership, RefreshToken, User
 from aibroker.models.voice_session import VoiceSession
 from aibroker.models.wallet import LedgerEntry, Wallet, WalletHold
@@ -46,6 +46,9 @@ __all__ = [
     "AlertEmail",
     "AlertSetting",
     "UsageRollup",
+    "UsageRollupOrg",
+    "UsageRollupPlatform",
+    "UsageRollupUser",
     "VoiceSession",
     "AIContext",
     "ChannelConnection",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -24,3 +27,11 @@ CACHE_SAVED_MICROS = Counter(
     "aibroker_cache_saved_micros_total", "What cache hits would have been billed at full price, minus what they were"
 )
 IN_FLIGHT = Gauge("aibroker_http_requests_in_flight", "HTTP requests being served by this process")
+
+
+@lru_cache(maxsize=4096)
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: prometheus_client validates and locks on every
+    call, a cost the hot path pays several times per request. Label values here are bounded
+    (endpoints, statuses, providers, cache kinds), and so is the cache."""
+    return metric.labels(*labels)

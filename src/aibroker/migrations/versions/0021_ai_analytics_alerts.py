@@ -69,11 +69,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_alert_emails")),
     )
     op.create_index("ix_alert_emails_organization_id", "alert_emails", ["organization_id"])
-    # Usage recorded before this revision: fold it into the rollups, so the analytics
-    # (and billed totals) cover the whole history.
-    from aibroker.ai.rollup_rebuild import rebuild_rollups
-
-    rebuild_rollups(op.get_bind())
+    # Usage recorded before this revision is folded into the rollups by 0024, which replaces
+    # this table's shape (its rebuild reads the records with the code of that shape).
 
 
 def downgrade() -> None:
