@@ -22,4 +22,10 @@ admin_action(); a SUPER_ADMIN with no membership lands on /console/admin after s
 PAGE_MODULES: list[str] = [
     "signin",
     "overview",
+    "admin_orgs",
+    "admin_routing",
+    "admin_catalog",
+    "admin_providers",
+    "admin_jobs",
+    "admin_revenue",
 ]
