@@ -132,3 +132,18 @@ def test_unknown_ids_are_404_and_bad_input_a_clear_4xx(console, world):
             assert client.get(url).status_code == 400, url
         assert client.get("/console/admin/providers?window=forever").status_code == 200  # the default window instead
     _untouched(console, world)
+
+
+def test_the_same_adjustment_form_twice_moves_money_once(console, world):
+    admin = make_account(console, "OWNER", super_admin=True)
+    org = make_org(console, "Twice", credit="1")["organization_id"]
+    client, token = signed_in_client(console, admin)
+    url = f"/console/admin/organizations/{org}/adjustment"
+    form = {"amount": "-3", "reason": "chargeback", "idempotency_key": "con_twice_" + org, "allow_negative": "on", "csrf_token": token}
+    with contextlib.closing(client):
+        first, again = client.post(url, data=form), client.post(url, data=form)
+        assert first.status_code == again.status_code == 303
+        assert "already applied" in client.get(again.headers["location"]).text
+        reused = client.post(url, data={**form, "amount": "-4"})  # the same key for another amount
+        assert reused.status_code == 409 and 'data-testid="form-error"' in reused.text
+    assert console.rows(Wallet.__table__, Wallet.organization_id == org)[0].balance_micros == -2_000_000  # 1 - 3, once
