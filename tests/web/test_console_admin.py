@@ -131,15 +131,21 @@ def test_suspending_an_organization_refuses_its_key_and_the_margin_is_saved(page
     expect(page.get_by_test_id("org-status")).to_have_text("suspended")
     with console.client(org["api_key"]) as tenant:
         assert tenant.get("/api/wallet").status_code == 403
+    page.get_by_label("Plan", exact=True).select_option("starter")
     page.get_by_label("Status", exact=True).select_option("active")
     page.get_by_role("button", name="Save plan and status").click()
     expect(page.get_by_test_id("org-status")).to_have_text("active")
+    expect(page.get_by_test_id("org-plan")).to_have_text("starter")
     with console.client(org["api_key"]) as tenant:
         assert tenant.get("/api/wallet").status_code == 200
 
     page.get_by_label("Margin over provider cost").fill("4500")
     page.get_by_role("button", name="Save margin").click()
     expect(page.get_by_test_id("org-margin")).to_have_text("4500 bps")
+    with console.admin() as api:
+        assert next(o for o in api.get("/api/admin/organizations").json()["data"] if o["id"] == org["organization_id"])["plan"] == "starter"
+    page.get_by_role("link", name="All organizations").click()
+    expect(page.get_by_test_id("plans").locator("tr", has_text="STARTER")).to_contain_text("$29.00")
 
 
 def _dead_job(console) -> str:

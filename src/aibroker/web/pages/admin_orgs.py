@@ -39,7 +39,7 @@ async def admin_home() -> Response:
 
 @router.get("/organizations")
 async def organizations(request: Request, q: str = "", session: AsyncSession = common.SESSION) -> Response:
-    """Every organization (searched by name, slug or id) with plan, status and balance."""
+    """Every organization (searched by name, slug or id) with plan, status and balance; the plans."""
     query = select(Organization, Wallet.balance_micros).outerjoin(Wallet, Wallet.organization_id == Organization.id)
     term = q.strip()[:200]
     if term:
@@ -47,7 +47,9 @@ async def organizations(request: Request, q: str = "", session: AsyncSession = c
         query = query.where(or_(Organization.name.ilike(like), Organization.slug.ilike(like), Organization.id.ilike(like)))
     rows = (await session.execute(query.order_by(Organization.created_at).limit(PAGE_SIZE))).all()
     orgs = [{**org_admin.org_view(org), "balance_micros": balance or 0} for org, balance in rows]
-    return common.page(request, "admin/organizations.html", title="Organizations", organizations=orgs, q=term, limit=PAGE_SIZE)
+    plans = await plan_service.list_plans(session)  # as GET /api/admin/plans: with how many organizations are on each
+    return common.page(request, "admin/organizations.html", title="Organizations", organizations=orgs, q=term, limit=PAGE_SIZE,
+                       plans=plans)
 
 
 async def _details(request: Request, session: AsyncSession, org: Organization) -> dict[str, Any]:
