@@ -19,10 +19,10 @@ from aibroker.errors import BrokerError, Conflict, InvalidRequest, NotFound
 from aibroker.gateway.http import services
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
-from aibroker.kit.money import format_micros
 from aibroker.limits import plan_service
 from aibroker.models import Organization, Wallet
 from aibroker.tenancy import org_admin
+from aibroker.web.formatting import money
 from aibroker.web.pages import admin_common as common
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False, dependencies=[Depends(common.super_admin)])
@@ -156,5 +156,5 @@ async def adjust_wallet(request: Request, org_id: str, session: AsyncSession = c
         posted = await post_entry(services(request).writer, op)
     except BrokerError as error:
         return await _detail_page(request, session, org, error=error, form=form)
-    said = "already applied (nothing moved again)" if posted.duplicate else f"applied: balance {format_micros(posted.balance_after)}"
+    said = "already applied (nothing moved again)" if posted.duplicate else f"applied: balance {money(posted.balance_after)}"
     return common.redirect(request, f"/console/admin/organizations/{org_id}", f"Adjustment {said}.")
