@@ -66,9 +66,17 @@ def test_a_routing_row_change_shows_in_the_dry_run(page, console, admin):
     page.get_by_role("button", name="Save row").click()
     expect(page.get_by_role("status")).to_contain_text(f"Saved the row free / {feature} / default")
 
+    org = make_org(console, "Routed", credit="5")  # on the free plan: one request of the feature, served by the new row
+    with console.client(org["api_key"]) as tenant:
+        served = tenant.post("/v1/chat/completions", headers={"x-aibroker-feature": feature},
+                             json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert served.status_code == 200 and served.json()["model"].endswith("mock-text"), served.text
+    console.flush()
+    page.get_by_label("Organization id or slug").fill(org["slug"])
     dry_run(page, feature)
     expect(page.get_by_test_id("dry-run-primary")).to_have_text("mock/mock-text")
     expect(page.get_by_test_id("dry-run-result")).to_contain_text("7/day")
+    expect(page.get_by_test_id("dry-run-usage")).to_contain_text("1 today")
     with console.admin() as api:  # the JSON API's own dry run agrees
         answer = api.post(f"{ROUTING}/resolve", json={"plan": "free", "feature": feature}).json()
     assert answer["candidates"][0]["model"] == "mock/mock-text" and answer["candidates"][0]["daily_limit"] == 7

@@ -128,7 +128,8 @@ def test_unknown_ids_are_404_and_bad_input_a_clear_4xx(console, world):
             assert response.status_code == status, (url, data, response.status_code)
             assert 'data-testid="form-error"' in response.text, (url, data)
         for url in ("/console/admin/revenue?from=yesterday", "/console/admin/revenue?from=2026-02-01&to=2026-01-01",
-                    "/console/admin/routing/resolve?plan=gold&feature=resumo", "/console/admin/routing/resolve?plan=free&feature=nope"):
+                    "/console/admin/routing/resolve?plan=gold&feature=resumo", "/console/admin/routing/resolve?plan=free&feature=nope",
+                    "/console/admin/routing/resolve?plan=free&feature=resumo&organization=org_nope"):
             assert client.get(url).status_code == 400, url
         assert client.get("/console/admin/providers?window=forever").status_code == 200  # the default window instead
     _untouched(console, world)

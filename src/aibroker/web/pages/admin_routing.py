@@ -15,7 +15,7 @@ from starlette.responses import Response
 from aibroker.errors import BrokerError, InvalidRequest
 from aibroker.gateway.http import services
 from aibroker.kit.clock import utcnow
-from aibroker.models import RoutingFeature, RoutingPlanMatrix
+from aibroker.models import Organization, RoutingFeature, RoutingPlanMatrix
 from aibroker.routing import schemas as s
 from aibroker.routing import views
 from aibroker.routing.limits import resolve_for_request
@@ -57,14 +57,23 @@ async def _resolve(request: Request, session: AsyncSession, body: s.ResolveReque
     snapshot = _runtime(request).current()
     if body.feature not in snapshot.features:
         await service.feature_by_slug(body.feature)  # unknown_feature when it does not exist at all
+    org = None
+    if body.organization_id:  # its usage is checked against the limits too
+        org = await session.scalar(select(Organization).where(
+            (Organization.id == body.organization_id) | (Organization.slug == body.organization_id)))
+        if org is None:
+            raise InvalidRequest(f"No organization '{body.organization_id}'.", param="organization_id")
     decision = await resolve_for_request(
         session, snapshot, user=body.user_id, feature=body.feature, plan=plan, profile=body.profile, group=body.group,
-        organization_id=None, timezone=None, now=utcnow(),
+        organization_id=org.id if org else None, timezone=org.timezone if org else None, now=utcnow(),
     )
     res = decision.resolution
+    usage = None
+    if decision.limits is not None:
+        usage = {"today": decision.limits.used_today, "this_month": decision.limits.used_this_month}
     return {"allowed": decision.allowed, "reason": decision.reason, "message": decision.message,
             "candidates": [c.as_dict() for c in res.candidates], "mode": res.feature.mode if res.feature else "single",
-            "version": snapshot.version, "asked": body.model_dump()}
+            "version": snapshot.version, "usage": usage}
 
 
 @router.get("")
@@ -76,12 +85,14 @@ async def matrix(request: Request, session: AsyncSession = common.SESSION) -> Re
 
 @router.get("/resolve")
 async def dry_run(request: Request, plan: str = "", feature: str = "", profile: str = "default", group: str = "",
-                  session: AsyncSession = common.SESSION) -> Response:
-    """Dry run: which provider and model a (feature, plan, profile, group) would get, and why."""
-    asked = {"plan": plan, "feature": feature, "profile": profile or "default", "group": group}
+                  organization: str = "", session: AsyncSession = common.SESSION) -> Response:
+    """Dry run: which provider and model a (feature, plan, profile, group) would get, and why;
+    with an organization (id or slug), its usage is checked against the row's limits."""
+    asked = {"plan": plan, "feature": feature, "profile": profile or "default", "group": group, "organization": organization}
     result, error = None, None
     try:
-        body = s.ResolveRequest(plan=plan[:40], feature=feature[:80], profile=(profile or "default")[:40], group=group[:80] or None)
+        body = s.ResolveRequest(plan=plan[:40], feature=feature[:80], profile=(profile or "default")[:40], group=group[:80] or None,
+                                organization_id=organization.strip()[:80] or None)
         if not body.plan or not body.feature:
             raise InvalidRequest("choose a plan and a feature", param="feature")
         result = await _resolve(request, session, body)
