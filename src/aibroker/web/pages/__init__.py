@@ -22,4 +22,9 @@ admin_action(); a SUPER_ADMIN with no membership lands on /console/admin after s
 PAGE_MODULES: list[str] = [
     "signin",
     "overview",
+    "playground",
+    "prompt_templates",
+    "recordings",
+    "recordings_api",
+    "voice",
 ]

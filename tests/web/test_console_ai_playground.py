@@ -1,0 +1,133 @@
+"""The playground and the templates pages in the browser: a chat streams through the
+conversations service and shows each answer's cost (equal to its usage record's billed
+cost); a template made on its page is used in the chat with its variables and counted;
+access: another organization's items 404, a weaker role 403, signed out -> sign-in."""
+
+from __future__ import annotations
+
+import re
+from contextlib import closing
+
+from aibroker.models import AiConversation, AiPromptTemplate, UsageRecord
+from tests.support.broker import BrokerServer
+from tests.web.conftest import sign_in
+from tests.web.support import Account, make_account, signed_in_client
+
+ASK = "What does the broker do?"
+
+
+def _send(page, text: str):  # type: ignore[no-untyped-def]
+    """Type and send a message; the streamed response, once the answer's cost is shown."""
+    page.get_by_label("Message").fill(text)
+    with page.expect_response(re.compile(r"/console/api/playground/conversations/[^/]+/messages$")) as answer:
+        page.get_by_role("button", name="Send").click()
+    page.locator(".chat-assistant .chat-cost").last.wait_for()
+    return answer.value
+
+
+def test_a_chat_streams_and_shows_what_each_answer_cost(page, console: BrokerServer, owner: Account) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, owner)
+    page.goto("/console/playground")
+    page.get_by_label("Model").select_option("mock/mock-chat")
+    response = _send(page, ASK)
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    answer = page.locator(".chat-assistant").last
+    assert answer.locator(".chat-text").inner_text() == f"Mock reply to: {ASK}"
+    cost = answer.locator(".chat-cost")
+    micros, request_id = int(cost.get_attribute("data-cost-micros")), cost.get_attribute("data-request-id")
+    console.flush()
+    [record] = console.rows(UsageRecord, UsageRecord.request_id == request_id)
+    assert (record.organization_id, record.user_id, record.feature, record.status) == (owner.organization_id, owner.user_id, "ai_conversation", "success")
+    assert micros == record.billed_cost_micros > 0
+    assert cost.inner_text().startswith("Cost " + page.evaluate("m => window.aibrokerMoney(m)", micros))
+    # A second turn: the total adds up, and the conversation page shows both answers' costs.
+    _send(page, "And then?")
+    costs = [int(c.get_attribute("data-cost-micros")) for c in page.locator(".chat-cost").all()]
+    assert len(costs) == 2 and int(page.locator("#chat-total").get_attribute("data-cost-micros")) == sum(costs)
+    conversation_id = page.locator("#playground").get_attribute("data-conversation")
+    page.goto(f"/console/playground/conversations/{conversation_id}")
+    assert [int(c.get_attribute("data-cost-micros")) for c in page.locator(".chat-cost").all()] == costs
+    [row] = console.rows(AiConversation, AiConversation.id == conversation_id)
+    assert row.cost_micros == sum(costs) and row.message_count == 4
+
+
+def test_a_template_made_on_its_page_leads_the_chat_and_is_counted(page, console: BrokerServer, owner: Account) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, owner)
+    page.goto("/console/playground/templates/new")
+    page.get_by_label("Name").fill("Greeting")
+    page.get_by_label("Prompt", exact=True).fill("Greet {{ customer }} warmly.")
+    page.get_by_role("button", name="Create template").click()
+    page.wait_for_url(re.compile(r"/console/playground/templates/tpl_"))
+    assert page.get_by_test_id("template-usage").inner_text() == "0"
+    template_id = page.url.rsplit("/", 1)[-1]
+    # The dry run renders without a model call (and is no use).
+    page.get_by_label("Variables (JSON object)").fill('{"customer": "Ana"}')
+    page.get_by_role("button", name="Render").click()
+    assert page.locator("#dry-run-result").inner_text() == "Greet Ana warmly."
+
+    page.goto("/console/playground")
+    page.get_by_label("Model").select_option("mock/mock-chat")
+    page.get_by_label("Prompt template (optional)").select_option(template_id)
+    page.get_by_label("customer (required)").fill("Bea")
+    _send(page, "Thanks for the order.")
+    assert page.locator(".chat-assistant .chat-text").last.inner_text() == "Mock reply to: Greet Bea warmly. Thanks for the order."
+    [row] = console.rows(AiPromptTemplate, AiPromptTemplate.id == template_id)
+    assert row.usage_count == 1
+    page.goto("/console/playground/templates")
+    assert page.locator(f'tr[data-id="{template_id}"] [data-field="usage"]').inner_text() == "1"
+
+
+def test_a_refused_template_shows_the_form_again_with_the_reason(page, owner: Account) -> None:  # type: ignore[no-untyped-def]
+    # The refusal is a 400, as it should be (the browser logs it as a failed load).
+    page.problems.allow(r"HTTP 400: POST .*/console/playground/templates$")
+    page.problems.allow(r"status of 400 \(Bad Request\)")
+    sign_in(page, owner)
+    page.goto("/console/playground/templates/new")
+    page.get_by_label("Name").fill("Broken")
+    page.get_by_label("Prompt", exact=True).fill("Hello {{ name ")
+    page.wait_for_load_state("networkidle")  # the form's page is fully loaded (its favicon too) before it is left
+    page.get_by_role("button", name="Create template").click()
+    assert "line 1" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Name").input_value() == "Broken"  # what was typed is kept
+    page.wait_for_load_state("networkidle")
+
+
+def _other_orgs_items(console: BrokerServer, stranger: Account) -> tuple[str, str]:
+    """A conversation and a template of another organization (made through the API)."""
+    with console.client(stranger.api_key) as http:
+        conversation = http.post("/api/ai/conversations", json={"model": "mock/mock-chat"}).json()["id"]
+        template = http.post("/api/ai/templates", json={"name": "Theirs", "prompt": "Hi {{ x }}"}).json()["id"]
+    return conversation, template
+
+
+def test_access_other_organizations_roles_and_signed_out(console: BrokerServer, owner: Account) -> None:
+    stranger = make_account(console, "OWNER")
+    conversation, template = _other_orgs_items(console, stranger)
+    member = make_account(console, "MEMBER", {"organization_id": owner.organization_id, "api_key": owner.api_key})
+    client, token = signed_in_client(console, owner)
+    with closing(client):
+        assert client.get(f"/console/playground/conversations/{conversation}").status_code == 404
+        assert client.get(f"/console/playground/templates/{template}").status_code == 404
+        headers = {"x-csrf-token": token}
+        sent = client.post(f"/console/api/playground/conversations/{conversation}/messages", json={"content": "hi"}, headers=headers)
+        assert sent.status_code == 404
+        assert client.post(f"/console/api/playground/templates/{template}/render", json={}, headers=headers).status_code == 404
+        edit = client.post(f"/console/playground/templates/{template}", data={"csrf_token": token, "name": "Mine", "prompt": "x"})
+        assert edit.status_code == 404
+        # Without the CSRF header a fetch endpoint refuses (403), and bad input is a 400.
+        assert client.post("/console/api/playground/conversations", json={}).status_code == 403
+        assert client.post("/console/api/playground/conversations", json={"model": "nope/none"}, headers=headers).status_code in (400, 404)
+        assert client.post("/console/api/playground/conversations", content=b"[1]", headers=headers).status_code == 400
+    client, token = signed_in_client(console, member)
+    with closing(client):
+        assert client.get("/console/playground").status_code == 200  # members use the AI ...
+        page_html = client.get("/console/playground/templates").text
+        assert "New template" not in page_html
+        assert client.get("/console/playground/templates/new").status_code == 403  # ... but do not write templates
+        made = client.post("/console/playground/templates", data={"csrf_token": token, "name": "X", "prompt": "Hi"})
+        assert made.status_code == 403
+    with console.client(follow_redirects=False) as anonymous:
+        for path in ("/console/playground", "/console/playground/templates", f"/console/playground/conversations/{conversation}"):
+            answer = anonymous.get(path)
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login?next=")
+        assert anonymous.post("/console/api/playground/conversations", json={}).status_code == 401
