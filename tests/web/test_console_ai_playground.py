@@ -16,6 +16,14 @@ from tests.web.support import Account, make_account, signed_in_client
 ASK = "What does the broker do?"
 
 
+def open_signed_in(page, account: Account, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in, let the landing page finish loading (its favicon too: leaving it early aborts
+    that request, which the harness counts as a failure), then open `path`."""
+    sign_in(page, account)
+    page.wait_for_load_state("networkidle")
+    page.goto(path)
+
+
 def _send(page, text: str):  # type: ignore[no-untyped-def]
     """Type and send a message; the streamed response, once the answer's cost is shown."""
     page.get_by_label("Message").fill(text)
@@ -26,8 +34,7 @@ def _send(page, text: str):  # type: ignore[no-untyped-def]
 
 
 def test_a_chat_streams_and_shows_what_each_answer_cost(page, console: BrokerServer, owner: Account) -> None:  # type: ignore[no-untyped-def]
-    sign_in(page, owner)
-    page.goto("/console/playground")
+    open_signed_in(page, owner, "/console/playground")
     page.get_by_label("Model").select_option("mock/mock-chat")
     response = _send(page, ASK)
     assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
@@ -52,8 +59,7 @@ def test_a_chat_streams_and_shows_what_each_answer_cost(page, console: BrokerSer
 
 
 def test_a_template_made_on_its_page_leads_the_chat_and_is_counted(page, console: BrokerServer, owner: Account) -> None:  # type: ignore[no-untyped-def]
-    sign_in(page, owner)
-    page.goto("/console/playground/templates/new")
+    open_signed_in(page, owner, "/console/playground/templates/new")
     page.get_by_label("Name").fill("Greeting")
     page.get_by_label("Prompt", exact=True).fill("Greet {{ customer }} warmly.")
     page.get_by_role("button", name="Create template").click()
@@ -81,8 +87,7 @@ def test_a_refused_template_shows_the_form_again_with_the_reason(page, owner: Ac
     # The refusal is a 400, as it should be (the browser logs it as a failed load).
     page.problems.allow(r"HTTP 400: POST .*/console/playground/templates$")
     page.problems.allow(r"status of 400 \(Bad Request\)")
-    sign_in(page, owner)
-    page.goto("/console/playground/templates/new")
+    open_signed_in(page, owner, "/console/playground/templates/new")
     page.get_by_label("Name").fill("Broken")
     page.get_by_label("Prompt", exact=True).fill("Hello {{ name ")
     page.wait_for_load_state("networkidle")  # the form's page is fully loaded (its favicon too) before it is left

@@ -24,6 +24,14 @@ from tests.web.support import Account, make_account, signed_in_client
 CHUNK = 16 * 1024  # a 5-second MP3 goes up in several chunks
 
 
+def open_signed_in(page, account: Account, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in, let the landing page finish loading (its favicon too: leaving it early aborts
+    that request, which the harness counts as a failure), then open `path`."""
+    sign_in(page, account)
+    page.wait_for_load_state("networkidle")
+    page.goto(path)
+
+
 @pytest.fixture(scope="module")
 def console(console_database: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
     """The shared console server, with recordings transcribed by the mock in 2-second segments."""
@@ -65,8 +73,7 @@ def test_upload_with_progress_then_the_status_reaches_analyzed(page, console: Br
     audio = tmp_path / "call.mp3"
     data = encode("mp3", 5)
     audio.write_bytes(data)
-    sign_in(page, owner)
-    page.goto("/console/recordings")
+    open_signed_in(page, owner, "/console/recordings")
     page.get_by_label("Audio file").set_input_files(str(audio))
     page.get_by_label("Title (optional)").fill("Sales call")
     chunks = []
@@ -103,8 +110,7 @@ def test_a_recordings_page_follows_its_processing(page, console: BrokerServer, o
     with console.client(owner.api_key) as http:
         made = http.post("/api/upload", files={"file": ("memo.wav", encode("wav", 3), "audio/wav")}, data={"title": "Memo"})
     assert made.status_code == 201, made.text
-    sign_in(page, owner)
-    page.goto(f"/console/recordings/{made.json()['id']}")
+    open_signed_in(page, owner, f"/console/recordings/{made.json()['id']}")
     assert page.locator("#analysis-pending").is_visible()
     _process(console)
     expect(page.locator("#analysis-summary")).to_contain_text("Mock summary", timeout=15_000)
