@@ -29,16 +29,14 @@ def open_signed_in(page, account: Account, path: str) -> None:  # type: ignore[n
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """This module's Chromium: the shared one, plus a fake microphone that needs no prompt."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FAKE_MEDIA)
-        try:
-            yield launched
-        finally:
-            launched.close()
+def browser(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """This module's Chromium: launched by the session's Playwright like the shared one, plus a
+    fake microphone that needs no permission prompt (launch arguments cannot be added later)."""
+    launched = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=FAKE_MEDIA)
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 def test_a_voice_call_connects_and_gets_an_answer(page, console: BrokerServer, owner: Account) -> None:  # type: ignore[no-untyped-def]
