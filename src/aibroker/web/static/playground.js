@@ -167,7 +167,10 @@
       answer.setAttribute("aria-busy", "true");
       status.textContent = "The model is answering…";
       await readEvents(response, function (name, data) {
-        if (name === "delta") textNode.textContent += data.content;
+        if (name === "delta") {
+          textNode.textContent += data.content;
+          answer.dataset.deltas = String(Number(answer.dataset.deltas || 0) + 1);  // how many pieces streamed in
+        }
         else if (name === "message") {
           textNode.textContent = data.content;
           var cost = document.createElement("p");
