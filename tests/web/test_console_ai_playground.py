@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from contextlib import closing
 
+from playwright.sync_api import expect
+
 from aibroker.models import AiConversation, AiPromptTemplate, UsageRecord
 from tests.support.broker import BrokerServer
 from tests.web.conftest import sign_in
@@ -32,10 +34,12 @@ def fits_a_phone(page) -> bool:  # type: ignore[no-untyped-def]
 
 def _send(page, text: str):  # type: ignore[no-untyped-def]
     """Type and send a message; the streamed response, once the answer's cost is shown."""
+    costs = page.locator(".chat-assistant .chat-cost")
+    before = costs.count()
     page.get_by_label("Message").fill(text)
     with page.expect_response(re.compile(r"/console/api/playground/conversations/[^/]+/messages$")) as answer:
         page.get_by_role("button", name="Send").click()
-    page.locator(".chat-assistant .chat-cost").last.wait_for()
+    expect(costs).to_have_count(before + 1)
     return answer.value
 
 
