@@ -24,12 +24,10 @@ from aibroker.gateway.http import validate
 from aibroker.tenancy.roles import Permission
 from aibroker.web.auth import ConsoleUser, action, page
 from aibroker.web.flash import flash
-from aibroker.web.nav import NavEntry
 from aibroker.web.pages.ai_caller import principal_of
 from aibroker.web.render import render
 
 router = APIRouter()
-NAV = [NavEntry("Prompt templates", "/console/playground/templates", Permission.USE_AI_BROKER)]
 BASE = "/console/playground/templates"
 PAGE_SIZE = 50
 FIELDS = ("name", "description", "category", "role", "prompt", "variables")

@@ -76,6 +76,7 @@
     preview.hidden = true;
     var chosen = selectedTemplate();
     previewButton.hidden = !chosen;
+    document.getElementById("template-fieldset").hidden = !chosen;
     if (!chosen) return;
     chosen.variables.forEach(function (v, i) {
       var label = document.createElement("label");

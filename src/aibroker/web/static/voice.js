@@ -154,7 +154,7 @@
       var session = await response.json();
       if (session.status !== "active" && session.status !== "pending") {
         summary.textContent = "Session " + session.id + ": " + session.status + ", " + (session.duration_ms / 1000).toFixed(1) +
-          " s, " + session.responses + " responses, cost " + window.aibrokerMoney(session.cost_micros) + ".";
+          " s, " + session.responses + (session.responses === 1 ? " response" : " responses") + ", cost " + window.aibrokerMoney(session.cost_micros) + ".";
         summary.dataset.costMicros = String(session.cost_micros);
         summary.hidden = false;
         return;
