@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.models import UsageRecord
@@ -36,7 +36,9 @@ class UsageFilter:
     user_id: str | None = None
 
     def apply(self, query: Select) -> Select:
-        for column, value in ((UsageRecord.model, self.model), (UsageRecord.feature, self.feature), (UsageRecord.status, self.status),
+        if self.model is not None:  # "gpt-4o-mini" finds "openai/gpt-4o-mini" too
+            query = query.where(or_(UsageRecord.model == self.model, UsageRecord.model.endswith("/" + self.model, autoescape=True)))
+        for column, value in ((UsageRecord.feature, self.feature), (UsageRecord.status, self.status),
                               (UsageRecord.api_key_id, self.api_key_id), (UsageRecord.user_id, self.user_id)):
             if value is not None:
                 query = query.where(column == value)
