@@ -133,3 +133,24 @@ def test_usage_csv_exports_the_filtered_records(console: BrokerServer, owner: Ac
     lines = everything.text.strip().splitlines()
     assert lines[0].startswith("id,request_id,created_at") and len(lines) == 4
     assert len(only.text.strip().splitlines()) == 3, lines
+
+
+def test_usage_pages_go_back_in_time_without_repeating(console: BrokerServer, owner: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from aibroker.web.pages import usage
+
+    monkeypatch.setattr(usage, "PAGE_SIZE", 2)  # the server runs in this process
+    with console.client(owner.api_key) as http:
+        for _ in range(5):
+            assert http.post("/v1/chat/completions", json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    console.flush()
+    client, _ = signed_in_client(console, owner)
+    seen, path = [], "/console/usage"
+    with closing(client):
+        while path:
+            html = client.get(path).text
+            seen += re.findall(r"<code>(req_[^<]+)</code>", html)
+            older = re.search(r'href="(/console/usage\?[^"]*cursor=[^"]+)">Older records', html)
+            path = older.group(1).replace("&amp;", "&") if older else ""
+    assert len(seen) == 5 and len(set(seen)) == 5

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aibroker.models import UsageRecord
@@ -81,6 +81,21 @@ class UsageRepository:
         if before_id:
             query = query.where(UsageRecord.id < before_id)
         return list((await self.session.scalars(query.order_by(UsageRecord.id.desc()).limit(limit))).all())
+
+
+    async def page_by_time(self, organization_id: str, *, limit: int, before: tuple[dt.datetime, str] | None,
+                           filters: UsageFilter | None = None) -> list[UsageRecord]:
+        """Newest first by (created_at, id): the (organization_id, created_at) index gives the order,
+        so a page reads about `limit` rows however many the organization has."""
+        query = select(UsageRecord).where(UsageRecord.organization_id == organization_id)
+        if filters is not None:
+            query = filters.apply(query)
+        if before is not None:
+            at, record_id = before
+            query = query.where(UsageRecord.created_at <= at,  # the index's range; the OR breaks ties
+                                or_(UsageRecord.created_at < at, and_(UsageRecord.created_at == at, UsageRecord.id < record_id)))
+        order = (UsageRecord.created_at.desc(), UsageRecord.id.desc())
+        return list((await self.session.scalars(query.order_by(*order).limit(limit))).all())
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

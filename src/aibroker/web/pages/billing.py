@@ -18,7 +18,7 @@ from aibroker.web.auth import ConsoleUser, page
 from aibroker.web.forms import FormError
 from aibroker.web.nav import NavEntry
 from aibroker.web.render import render
-from aibroker.web.reports import report
+from aibroker.web.reports import reports
 
 router = APIRouter()
 NAV = [NavEntry("Billing", "/console/billing", Permission.MANAGE_BILLING)]
@@ -37,8 +37,9 @@ def _month(value: str | None, now: dt.datetime) -> tuple[dt.datetime, dt.datetim
             raise FormError("'month' is out of range.")
     else:
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = (start + dt.timedelta(days=32)).replace(day=1)
-    return start, min(end, now) if start <= now else end
+    if start > now:
+        return start, start  # a future month: an empty range
+    return start, min((start + dt.timedelta(days=32)).replace(day=1), now)
 
 
 @router.get("/console/billing")
@@ -53,18 +54,17 @@ async def billing_page(request: Request, user: ConsoleUser = Depends(page(Permis
         start, end = _month(chosen, now)
     except FormError as bad:
         return render(request, "error.html", status_code=400, title="Please check the month", message=str(bad))
+    if start >= end:  # a future month: nothing billed yet
+        found = [{"series": [], "totals": {"cost_micros": 0, "requests": 0}, "projection": None}] * len(BREAKDOWNS)
+    else:
+        found = await reports(svc, org, *({"start": start, "end": end, "group_by": group, "limit": 50} for group, _, _ in BREAKDOWNS))
     sections = []
-    async with svc.db.sessions() as session:
-        for group, label, blank in BREAKDOWNS:
-            if start >= end:  # a future month: nothing spent yet
-                found = {"series": [], "totals": {"cost_micros": 0, "requests": 0}, "projection": None}
-            else:
-                found = await report(svc, session, org, start=start, end=end, group_by=group, limit=50)
-            rows = [{"name": str(s["key"] or blank), "cost_micros": int(s["cost_micros"]), "requests": int(s["requests"]),
-                     "tokens": int(s["input_tokens"]) + int(s["output_tokens"])} for s in found["series"]]
-            chart = charts.bar_chart(f"Cost by {label.lower()}", [(r["name"], r["cost_micros"]) for r in rows[:12]],
-                                     x_label=label, y_label="Cost (USD)", fmt=formatting.money)
-            sections.append({"group": group, "label": label, "rows": rows, "chart": chart, "totals": found["totals"]})
-            projection = found["projection"]
+    for (group, label, blank), answer in zip(BREAKDOWNS, found, strict=True):
+        rows = [{"name": str(s["key"] or blank), "cost_micros": int(s["cost_micros"]), "requests": int(s["requests"]),
+                 "tokens": int(s["input_tokens"]) + int(s["output_tokens"])} for s in answer["series"]]
+        chart = charts.bar_chart(f"Cost by {label.lower()}", [(r["name"], r["cost_micros"]) for r in rows[:12]],
+                                 x_label=label, y_label="Cost (USD)", fmt=formatting.money)
+        sections.append({"group": group, "label": label, "rows": rows, "chart": chart, "totals": answer["totals"]})
+    projection = found[0]["projection"]
     return render(request, "billing.html", title="Billing", sections=sections, projection=projection, month=start.strftime("%Y-%m"),
                   total=sections[0]["totals"]["cost_micros"])

@@ -20,7 +20,7 @@ from aibroker.ai.rollup_shape import zone
 from aibroker.gateway.http import services
 from aibroker.gateway.usage_endpoints import _record
 from aibroker.gateway.usage_repository import UsageFilter, UsageRepository
-from aibroker.models import ApiKey
+from aibroker.models import ApiKey, UsageRecord
 from aibroker.tenancy.roles import Permission
 from aibroker.web.auth import ConsoleUser, page
 from aibroker.web.forms import FormError
@@ -83,16 +83,28 @@ async def usage_page(request: Request, user: ConsoleUser = Depends(page(Permissi
     async with services(request).db.sessions() as session:
         keys = (await session.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.organization_id == org.id).order_by(ApiKey.created_at))).all()
         if filters is not None:
-            rows = await UsageRepository(session).page(org.id, limit=PAGE_SIZE, before_id=cursor, filters=filters)
+            rows = await UsageRepository(session).page_by_time(org.id, limit=PAGE_SIZE, before=cursor, filters=filters)
     query = urlencode({k: v for k, v in chosen.items() if v})
     return render(request, "usage.html", status_code=400 if error else 200, title="Usage", error=error, records=[_record(r) for r in rows],
                   chosen=chosen, statuses=STATUSES, keys=keys, query=query,
-                  next_cursor=rows[-1].id if len(rows) == PAGE_SIZE else None)
+                  next_cursor=_cursor_of(rows[-1]) if len(rows) == PAGE_SIZE else None)
 
 
-def _short_cursor(request: Request) -> str | None:
-    cursor = request.query_params.get("cursor") or None
-    return cursor if cursor is None or len(cursor) <= 60 else None
+def _cursor_of(row: UsageRecord) -> str:
+    return f"{row.created_at.isoformat()}_{row.id}"
+
+
+def _short_cursor(request: Request) -> tuple[dt.datetime, str] | None:
+    """The `cursor` (the last record's time and id) of the previous page; a broken one starts over."""
+    cursor = request.query_params.get("cursor") or ""
+    at, _, record_id = cursor.partition("_")
+    if not record_id or len(cursor) > 100:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)), record_id
 
 
 @router.get("/console/usage.csv")
@@ -110,10 +122,10 @@ async def usage_csv(request: Request, user: ConsoleUser = Depends(page(Permissio
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        before: str | None = None
+        before: tuple[dt.datetime, str] | None = None
         while True:
             async with sessions() as session:
-                rows = await UsageRepository(session).page(org.id, limit=CSV_BATCH, before_id=before, filters=filters)
+                rows = await UsageRepository(session).page_by_time(org.id, limit=CSV_BATCH, before=before, filters=filters)
             for row in rows:
                 writer.writerow(_csv_row(_record(row)))
             yield buffer.getvalue().encode()
@@ -121,7 +133,7 @@ async def usage_csv(request: Request, user: ConsoleUser = Depends(page(Permissio
             buffer.truncate()
             if len(rows) < CSV_BATCH:
                 return
-            before = rows[-1].id
+            before = (rows[-1].created_at, rows[-1].id)
 
     headers = {"content-disposition": f'attachment; filename="usage-{org.slug}.csv"', "cache-control": "no-store"}
     return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
