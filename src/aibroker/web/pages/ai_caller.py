@@ -1,8 +1,10 @@
-"""The signed-in console member as the services' caller (a Principal), for the AI pages.
+"""The signed-in console member as the AI services' caller, for the AI pages. Not a page
+module (no router).
 
-The console calls the same services the JSON API does; they take a Principal. This is the one
-a user's access token gets for the same membership (tenancy.auth): the organization, the
-member's user id, role and permissions, `via="user"`. Not a page module (no router)."""
+`ConsoleUser.principal()` is the Principal a user's access token gets for the same
+membership. The AI pages spend the wallet, so they also refuse a suspended or cancelled
+organization, as the API's authentication does for its keys and users (403
+`organization_inactive`)."""
 
 from __future__ import annotations
 
@@ -12,22 +14,16 @@ from aibroker.catalog.registry import CHAT, ModelEntry
 from aibroker.errors import PermissionDenied
 from aibroker.gateway.http import services
 from aibroker.tenancy.auth import ACTIVE_STATUSES, Principal
-from aibroker.tenancy.roles import SUPER_ADMIN
 from aibroker.web.auth import ConsoleUser
 
 
 def principal_of(user: ConsoleUser) -> Principal:
     """The member's Principal in the organization the console is looking at."""
-    org = user.organization
-    if org is None:  # page() has refused this already; kept for direct callers
-        raise PermissionDenied("You are not a member of any organization yet.", code="no_organization")
-    if org.status not in ACTIVE_STATUSES:
-        raise PermissionDenied(f"The organization is {org.status}.", code="organization_inactive")
-    return Principal(
-        organization_id=org.id, organization_slug=org.slug, plan=org.plan, margin_bps=org.margin_bps,
-        timezone=org.timezone, user_id=user.user.id, is_platform_admin=user.is_super_admin,
-        role=SUPER_ADMIN if user.is_super_admin else user.role, permissions=user.permissions, via="user",
-    )
+    principal = user.principal()
+    status = user.organization.status if user.organization is not None else None
+    if status not in ACTIVE_STATUSES:
+        raise PermissionDenied(f"The organization is {status}.", code="organization_inactive")
+    return principal
 
 
 def models_of_kind(request: Request, kind: str = CHAT) -> list[ModelEntry]:
