@@ -139,6 +139,11 @@ def test_access_other_organizations_roles_and_signed_out(console: BrokerServer, 
         page_html = client.get("/console/playground/templates").text
         assert "New template" not in page_html
         assert client.get("/console/playground/templates/new").status_code == 403  # ... but do not write templates
+        with console.client(owner.api_key) as http:
+            ours = http.post("/api/ai/templates", json={"name": "Ours", "prompt": "Hi {{ x }}"}).json()["id"]
+        rendered = client.post(f"/console/api/playground/templates/{ours}/render", json={"variables": {"x": "y"}},
+                               headers={"x-csrf-token": token})
+        assert rendered.status_code == 200 and rendered.json()["content"] == "Hi y"  # the member's CSRF token is good: the 403s are the role's
         made = client.post("/console/playground/templates", data={"csrf_token": token, "name": "X", "prompt": "Hi"})
         assert made.status_code == 403
     with console.client(follow_redirects=False) as anonymous:

@@ -149,7 +149,9 @@ def test_access_other_organizations_roles_and_signed_out(console: BrokerServer, 
     member = make_account(console, "MEMBER", {"organization_id": owner.organization_id, "api_key": owner.api_key})
     client, token = signed_in_client(console, member)
     with closing(client):
-        assert client.get(f"/console/recordings/{mine}").status_code == 200  # members read the recordings ...
+        assert client.get(f"/console/recordings/{mine}").status_code == 200  # members read and upload recordings ...
+        made = client.post("/console/api/recordings", json={"total_bytes": 10, "total_chunks": 1}, headers={"x-csrf-token": token})
+        assert made.status_code == 201  # (so the member's CSRF token is good: the 403 below is the role's)
         refused = client.post(f"/console/recordings/{mine}/delete", data={"csrf_token": token})
         assert refused.status_code == 403  # ... but delete only their own (an OWNER / ADMIN deletes any)
     assert console.rows(Recording, Recording.id == mine)
