@@ -104,3 +104,16 @@ def test_access_other_organizations_roles_and_signed_out(console: BrokerServer, 
         answer = anonymous.get("/console/voice")
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login?next=%2Fconsole%2Fvoice"
         assert anonymous.post("/console/api/voice/sessions", json={}).status_code == 401
+
+
+def test_a_suspended_organization_cannot_spend_through_the_ai_pages(console: BrokerServer) -> None:
+    """As the API refuses a suspended organization's keys and users, so do the console's AI endpoints."""
+    owner = make_account(console, "OWNER")
+    client, token = signed_in_client(console, owner)
+    with console.admin() as admin:
+        assert admin.patch(f"/api/admin/organizations/{owner.organization_id}", json={"status": "suspended"}).status_code == 200
+    headers = {"x-csrf-token": token}
+    with closing(client):
+        for path in ("/console/api/voice/sessions", "/console/api/playground/conversations", "/console/api/recordings"):
+            refused = client.post(path, json={}, headers=headers)
+            assert refused.status_code == 403 and "suspended" in refused.json()["error"]["message"], path
