@@ -169,3 +169,22 @@ def test_an_edit_is_a_new_version_and_the_old_one_still_renders(console: BrokerS
         assert missing.status_code == 400 and 'id="dry-run-error"' in missing.text  # a required variable is missing
         not_json = client.post(path + "/render", data={"csrf_token": token, "variables": "{nope"})
         assert not_json.status_code == 400
+
+
+def test_a_system_template_becomes_the_conversations_instructions(console: BrokerServer, owner: Account) -> None:
+    with console.client(owner.api_key) as http:
+        template = http.post("/api/ai/templates", json={"name": "Tone", "role": "system", "prompt": "Answer in {{ lang }}."}).json()["id"]
+    client, token = signed_in_client(console, owner)
+    headers = {"x-csrf-token": token}
+    with closing(client):
+        conversation = client.post("/console/api/playground/conversations", json={"model": "mock/mock-chat"}, headers=headers).json()["id"]
+        turn = {"content": "", "template": {"id": template, "variables": {"lang": "Spanish"}}}
+        empty = client.post(f"/console/api/playground/conversations/{conversation}/messages", json=turn, headers=headers)
+        assert empty.status_code == 400  # instructions alone are no message
+        turn["content"] = "Hello"
+        answer = client.post(f"/console/api/playground/conversations/{conversation}/messages", json=turn, headers=headers)
+        assert answer.status_code == 200 and "event: message" in answer.text
+    [row] = console.rows(AiConversation, AiConversation.id == conversation)
+    assert row.system_prompt == "Answer in Spanish." and row.message_count == 2
+    [used] = console.rows(AiPromptTemplate, AiPromptTemplate.id == template)
+    assert used.usage_count == 1  # the refused turn did not count a use
