@@ -292,6 +292,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db_errors.install(app)  # a saturated database answers 503 database_busy, not 500
     for router in _routers():
         app.include_router(router)
+    from aibroker.web.mount import install as install_console
+
+    install_console(app)  # /console: after handlers.install, whose error handlers it extends for HTML pages
     app.add_middleware(FastPath, routes=_fast_routes(), owner=app)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so it wraps the fast path too
     return app

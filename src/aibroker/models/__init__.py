@@ -8,6 +8,7 @@ from aibroker.models.api_key import ApiKey
 from aibroker.models.base import Base
 from aibroker.models.batch import Batch, BatchLine, StoredFile
 from aibroker.models.channel import AIContext, ChannelConnection, WebhookEvent
+from aibroker.models.console_session import ConsoleSession
 from aibroker.models.conversation import Conversation, Message
 from aibroker.models.event import Event
 from aibroker.models.guardrails import GuardrailSettings, PlatformProviderKey, ProviderActivity, SignedRequestNonce
@@ -49,6 +50,7 @@ __all__ = [
     "VoiceSession",
     "AIContext",
     "ChannelConnection",
+    "ConsoleSession",
     "Conversation",
     "Job",
     "Lead",

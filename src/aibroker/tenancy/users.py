@@ -139,6 +139,13 @@ class LoginFailed(Exception):
 
 
 async def login(session: AsyncSession, settings: Settings, *, email: str, password: str) -> TokenPair:
+    user = await verify_login(session, settings, email=email, password=password)
+    return await issue_tokens(session, settings, user)
+
+
+async def verify_login(session: AsyncSession, settings: Settings, *, email: str, password: str) -> User:
+    """The user whose e-mail and password these are, with the lockout rules (the API's login
+    and the console's sign-in share them). Raises LoginFailed / AccountLocked otherwise."""
     accounts = settings.accounts
     user = await session.scalar(select(User).where(User.email == (email or "").strip().lower()).with_for_update())
     now = utcnow()
@@ -162,7 +169,7 @@ async def login(session: AsyncSession, settings: Settings, *, email: str, passwo
         raise LoginFailed(AuthenticationError("Incorrect e-mail or password.", code="invalid_credentials"))
     user.failed_logins = 0
     user.locked_until = None
-    return await issue_tokens(session, settings, user)
+    return user
 
 
 async def rotate_refresh_token(session: AsyncSession, settings: Settings, token: str) -> TokenPair:
