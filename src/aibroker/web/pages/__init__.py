@@ -22,4 +22,8 @@ admin_action(); a SUPER_ADMIN with no membership lands on /console/admin after s
 PAGE_MODULES: list[str] = [
     "signin",
     "overview",
+    "channels",
+    "ai_config",
+    "inbox",
+    "leads",
 ]
