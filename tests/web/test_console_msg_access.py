@@ -137,6 +137,8 @@ def test_bad_input_is_a_clear_400_or_409(console: BrokerServer) -> None:
     conversation = f"/console/inbox/{thread.conversation_id}"
     with closing(client):
         assert client.get("/console/inbox?status=bogus").status_code == 400
+        assert client.get("/console/leads?channel=myspace").status_code == 400
+        assert client.get("/console/leads?channel=whatsapp").status_code == 200
         assert client.post(f"{conversation}/handoff", data={"to": "robot", "csrf_token": token}).status_code == 400
         assert client.post(f"{conversation}/status", data={"status": "gone", "csrf_token": token}).status_code == 400
         empty = client.post(f"{conversation}/reply", data={"content": "   ", "csrf_token": token})

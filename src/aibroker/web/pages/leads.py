@@ -14,9 +14,11 @@ from starlette.responses import Response
 
 from aibroker.deps import db_session
 from aibroker.messaging import conversations, leads
+from aibroker.messaging.channels import CHANNELS
 from aibroker.tenancy.roles import Permission
 from aibroker.web import charts, formatting
 from aibroker.web.auth import ConsoleUser, page
+from aibroker.web.errors import ConsoleError
 from aibroker.web.nav import NavEntry
 from aibroker.web.render import render
 
@@ -24,6 +26,11 @@ router = APIRouter()
 NAV = [NavEntry("Leads", "/console/leads", Permission.MANAGE_CHANNELS)]
 COLUMNS = (("HOT", "Hot", "score 70 or more"), ("WARM", "Warm", "score 40 to 69"), ("COLD", "Cold", "score under 40"))
 PER_COLUMN = 100
+
+
+class BadFilter(ConsoleError):
+    status_code = 400
+    title = "Please check the filter"
 
 
 def picture(request: Request, url: str | None) -> str | None:
@@ -48,11 +55,13 @@ async def board(request: Request, channel: str | None = Query(default=None, max_
                 user: ConsoleUser = Depends(page(Permission.MANAGE_CHANNELS)),
                 session: AsyncSession = Depends(db_session, scope="function")) -> Response:
     """Leads in three columns by classification, highest score first (MANAGE_CHANNELS)."""
+    if channel and channel not in CHANNELS:
+        raise BadFilter(f"channel must be one of {', '.join(CHANNELS)}.")
     columns = []
     for key, name, rule in COLUMNS:
         rows = await leads.list_scoped(session, user.organization_id, classification=key, channel=channel or None, limit=PER_COLUMN)
         columns.append({"key": key, "name": name, "rule": rule, "leads": [_card(request, r) for r in rows]})
-    return render(request, "msg/leads.html", title="Leads", columns=columns, channel=channel or "")
+    return render(request, "msg/leads.html", title="Leads", columns=columns, channel=channel or "", channels=CHANNELS)
 
 
 @router.get("/console/leads/{lead_id}")
