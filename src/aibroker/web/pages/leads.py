@@ -16,7 +16,7 @@ from aibroker.deps import db_session
 from aibroker.messaging import conversations, leads
 from aibroker.messaging.channels import CHANNELS
 from aibroker.tenancy.roles import Permission
-from aibroker.web import charts, formatting
+from aibroker.web import charts
 from aibroker.web.auth import ConsoleUser, page
 from aibroker.web.errors import ConsoleError
 from aibroker.web.nav import NavEntry
@@ -71,8 +71,8 @@ async def lead_detail(request: Request, lead_id: str, user: ConsoleUser = Depend
     lead = await leads.get_scoped(session, user.organization_id, lead_id)  # another organization's: 404
     history = await leads.score_history(session, lead.id)
     points = [("start", history[0]["score_before"])] if history else [("now", lead.score)]
-    points += [(formatting.when(e["created_at"]), e["score_after"]) for e in history]
-    chart = charts.line_chart(f"Score of {lead.name or lead.external_user_id}", points, x_label="Change", y_label="Score (0-100)")
+    points += [(f"{i}. {e['signal']}", e["score_after"]) for i, e in enumerate(history, 1)]  # short labels: the table has the times
+    chart = charts.line_chart(f"Score of {lead.name or lead.external_user_id}", points, x_label="Signal, in order", y_label="Score (0-100)")
     threads = await conversations.list_scoped(session, user.organization_id, lead_id=lead.id, limit=20)
     return render(request, "msg/lead.html", title="Lead", lead=_card(request, lead), history=list(reversed(history)), chart=chart,
                   threads=[conversations.conversation_view(c) for c in threads])
