@@ -26,7 +26,7 @@ class Thread:
     phone_number_id: str
 
 
-def open_thread(console: BrokerServer, account: Account) -> Thread:
+def open_thread(console: BrokerServer, account: Account, text: str = "hola") -> Thread:
     """A WhatsApp channel (AI off) and one conversation in the account's organization, from a signed webhook."""
     suffix = f"{next(_suffixes)}"
     body = {**channel_body("whatsapp", suffix=suffix), "ai_enabled": False}
@@ -35,7 +35,7 @@ def open_thread(console: BrokerServer, account: Account) -> Thread:
         assert created.status_code == 201, created.text
         slug = console.scalar("select slug from organizations where id = :id", id=account.organization_id)
         with console.client() as http:
-            assert post_webhook(http, "whatsapp", slug, inbound("whatsapp", "hola", suffix=suffix)[0]).status_code == 200
+            assert post_webhook(http, "whatsapp", slug, inbound("whatsapp", text, suffix=suffix)[0]).status_code == 200
         with console.admin() as admin:
             assert admin.post("/api/jobs/process", json={"max_jobs": 20}).json()["failed"] == 0
         [conversation] = api.get("/api/conversations").json()["data"]
@@ -157,11 +157,25 @@ def test_bad_input_is_a_clear_400_or_409(console: BrokerServer) -> None:
                                                         "max_tokens": "200", "auto_escalate_after_messages": "3", "hours_enabled": "on",
                                                         "timezone": "Mars/Olympus", "hours_mon": "09:00-18:00"})
         assert hours.status_code == 400 and "Unknown time zone" in hours.text
+        style = client.post("/console/ai-config", data={"csrf_token": token, "system_prompt": "Be kind", "temperature": "0.3", "max_tokens": "200",
+                                                        "auto_escalate_after_messages": "3", "response_style": "other"})
+        assert style.status_code == 400 and "Describe the other response style" in style.text
         # Closing the conversation, then replying: the service refuses (400), nothing is queued.
         assert client.post(f"{conversation}/status", data={"status": "closed", "csrf_token": token}).status_code == 303
         closed = client.post(f"{conversation}/reply", data={"content": "late", "csrf_token": token})
         assert closed.status_code == 400 and "closed" in closed.text
     assert console.scalar("select count(*) from messages where conversation_id = :c", c=thread.conversation_id) == 1
+
+
+def test_a_message_is_shown_as_text_never_as_markup(console: BrokerServer) -> None:
+    account = make_account(console, "OWNER")
+    thread = open_thread(console, account, text='<img src=x onerror="alert(1)">hola')
+    client, _ = signed_in_client(console, account)
+    with closing(client):
+        page = client.get(f"/console/inbox/{thread.conversation_id}").text
+        live = client.get(f"/console/api/inbox/{thread.conversation_id}").json()["parts"]["messages"]
+    for html in (page, live):
+        assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;hola" in html
 
 
 def test_ai_configuration_saves_through_the_api_model(console: BrokerServer, owner: Account) -> None:

@@ -66,6 +66,8 @@ def values_from(form: FormData) -> dict[str, Any]:
     style = _text(form, "response_style")
     if style == "other":
         style = _text(form, "response_style_other")
+        if not style:
+            raise FormError("Describe the other response style (or choose one of the list).")
     body = {
         "system_prompt": _text(form, "system_prompt"), "business_hours": hours, "away_message": _text(form, "away_message") or None,
         "response_style": style, "temperature": _number(form, "temperature", float), "max_tokens": _number(form, "max_tokens", int),
