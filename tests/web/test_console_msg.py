@@ -120,8 +120,10 @@ def test_answer_a_conversation_in_the_inbox_and_see_the_handoff(page, console: B
     # The send job posts it to the (fake) WhatsApp Cloud API; the thread shows "sent" by itself.
     page.evaluate("window.sameDocument = 'thread'")
     run_jobs(console)
-    sent = [r for r in graph.sent() if (r.body.get("text") or {}).get("body") == "Soy Marta: el precio es 120 USD"]
-    assert len(sent) == 1 and sent[0].body["to"] == "5491155550101" and sent[0].headers["authorization"] == "Bearer wa-token"
+    sent = [r for r in graph.sent() if r.path.endswith(f"/{PHONE_ID + suffix}/messages")]  # this test's number only
+    assert [(r.body["to"], (r.body.get("text") or {}).get("body")) for r in sent] == [
+        ("5491155550101", "Mock reply to: Hola, quiero el precio"), ("5491155550101", "Soy Marta: el precio es 120 USD")]
+    assert sent[1].headers["authorization"] == "Bearer wa-token"
     expect(human.get_by_test_id("delivery")).to_have_text("sent", timeout=WAIT)
 
     # A new message from the lead appears in the open thread; the AI stays quiet (a human has it).
