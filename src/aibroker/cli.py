@@ -242,6 +242,9 @@ def demo(
     upgrade()
     data = _run(_demo_org())
     key, base = data["api_key"], f"http://{host}:{port}"
+    from aibroker.web.demo import ensure_demo_user
+
+    console_email, console_password = _run(ensure_demo_user(DEMO_SLUG))
     model = "mock-chat"
     admin_line = (f"\nPlatform admin token (set for this run, /api/admin/*): AIBROKER_ADMIN_TOKEN={admin_token}"
                   if admin_token else "")
@@ -249,6 +252,8 @@ def demo(
         f"""
 aibroker is starting on {base} (database: {get_settings().database.database_url})
 Demo organization: {DEMO_SLUG}    API key (shown once): {key}{admin_line}
+
+Console: {base}/console    e-mail: {console_email}    password (new at every start, shown once): {console_password}
 
 curl {base}/v1/chat/completions \\
   -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\

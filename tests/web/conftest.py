@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATABASES, _truncate_pg
+from tests.fakes.mercadopago_api import FakeMercadoPago
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.stripe_api import FakeStripe
+from tests.support.accounts import MP_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.support.broker import BrokerServer
 from tests.web.support import Account, make_account
 
@@ -33,10 +36,27 @@ def console_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     return url
 
 
+@pytest.fixture(scope="session")
+def console_stripe() -> Iterator[FakeStripe]:
+    with FakeStripe() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def console_mp() -> Iterator[FakeMercadoPago]:
+    with FakeMercadoPago() as fake:
+        yield fake
+
+
 @pytest.fixture(scope="module")
-def console(console_database: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
-    """A broker serving the console over real HTTP, for every test of the module."""
+def console(console_database: str, fake_openai: FakeOpenAI, console_stripe: FakeStripe, console_mp: FakeMercadoPago,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
+    """A broker serving the console over real HTTP, for every test of the module (the fake
+    OpenAI, Stripe and Mercado Pago behind it)."""
     env = {
+        "STRIPE_API_KEY": console_stripe.api_key, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STRIPE_API_BASE": console_stripe.base_url,
+        "MERCADOPAGO_ACCESS_TOKEN": console_mp.access_token, "MERCADOPAGO_WEBHOOK_SECRET": MP_WEBHOOK_SECRET,
+        "MERCADOPAGO_API_BASE": console_mp.base_url,
         "AIBROKER_DATABASE_URL": console_database,
         "AIBROKER_STORAGE_DIR": str(tmp_path_factory.mktemp("storage")),
         "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
@@ -81,6 +101,11 @@ class Problems(list):
         return [p for p in self if not any(a.search(p) for a in self.allowed)]
 
 
+def _navigated_away(request) -> bool:  # type: ignore[no-untyped-def]
+    # The browser drops the favicon's load when the test moves on to the next page: not a failure.
+    return request.url.endswith("/favicon.svg") and request.failure == "net::ERR_ABORTED"
+
+
 @pytest.fixture
 def page(browser, console: BrokerServer, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """A fresh browser context on the live server. Fails the test on any console error, page
@@ -91,7 +116,7 @@ def page(browser, console: BrokerServer, request: pytest.FixtureRequest) -> Iter
     problems = Problems()
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.method} {req.url} {req.failure}"))
+    page.on("requestfailed", lambda req: None if _navigated_away(req) else problems.append(f"request failed: {req.method} {req.url} {req.failure}"))
     page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.request.method} {resp.url}") if resp.status >= 400 else None)
     page.problems = problems  # type: ignore[attr-defined]
     try:

@@ -86,12 +86,16 @@ async def checkout(body: CheckoutRequest, request: Request, session: AsyncSessio
     Answers with the provider's `url` to redirect the payer to. Nothing changes until the
     provider's webhook confirms the payment."""
     who = await suspended_billing.billing_caller(request, body.organization_id)  # a suspended organization may pay
+    return await start_checkout(request, session, who.organization_id, body)
+
+
+async def start_checkout(request: Request, session: AsyncSession, org_id: str, body: CheckoutRequest) -> dict[str, Any]:
+    """The checkout for `org_id` (its caller already holds MANAGE_BILLING): the API's route and the console's wallet page."""
     success_url, cancel_url = _url(body.success_url, "successUrl"), _url(body.cancel_url, "cancelUrl")
     if (body.plan is None) == (body.amount is None):
         raise InvalidRequest("send either plan (a subscription) or amount (a wallet recharge)", param="plan")
     currency = services(request).settings.billing.currency
     stripe_client, mp_client = _clients(request)
-    org_id = who.organization_id
     if body.plan is not None:
         plan = await paid_plan(session, body.plan)
         if body.provider == "stripe":

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from aibroker.gateway.http import services
 from aibroker.models import Membership, Organization, User
 from aibroker.tenancy import users
+from aibroker.tenancy.auth import Principal
 from aibroker.tenancy.roles import SUPER_ADMIN, permissions_for
 from aibroker.web import csrf, sessions
 from aibroker.web.errors import Forbidden, PageNotFound, SignedOut
@@ -48,6 +49,15 @@ class ConsoleUser:
 
     def can(self, permission: str | None) -> bool:
         return permission is None or permission in self.permissions
+
+    def principal(self) -> Principal:
+        """This user acting in the current organization, as the JSON API's services see a signed-in user."""
+        org = self.organization
+        if org is None:
+            raise Forbidden("You are not a member of any organization yet.")
+        return Principal(organization_id=org.id, organization_slug=org.slug, plan=org.plan, margin_bps=org.margin_bps,
+                         timezone=org.timezone, user_id=self.user.id, is_platform_admin=self.is_super_admin,
+                         role=SUPER_ADMIN if self.is_super_admin else self.role, permissions=self.permissions, via="user")
 
 
 def _choose(memberships: list[tuple[Membership, Organization]], wanted: str | None) -> tuple[Membership, Organization] | None:

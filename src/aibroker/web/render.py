@@ -15,9 +15,11 @@ from aibroker.web.nav import NavEntry
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Scripts and styles come from /console/static only (no CDN, no inline script); images may be
-# remote (channel profile pictures); fetch and WebSockets go to this origin.
+# remote (channel profile pictures); fetch and WebSockets go to this origin. Forms post here,
+# but the top-up's answer redirects to the payment provider's https checkout (form-action
+# covers redirects too).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
-       "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+       "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; form-action 'self' https:; base-uri 'none'")
 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                   trim_blocks=True, lstrip_blocks=True)

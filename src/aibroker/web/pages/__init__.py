@@ -22,6 +22,10 @@ admin_action(); a SUPER_ADMIN with no membership lands on /console/admin after s
 PAGE_MODULES: list[str] = [
     "signin",
     "overview",
+    "usage",
+    "wallet",
+    "keys",
+    "billing",
     "channels",
     "ai_config",
     "inbox",

@@ -19,7 +19,7 @@ from aibroker.web import charts, formatting
 from aibroker.web.auth import ConsoleUser, page
 from aibroker.web.nav import NavEntry
 from aibroker.web.render import render
-from aibroker.web.reports import report
+from aibroker.web.reports import reports
 
 router = APIRouter()
 NAV = [NavEntry("Overview", "/console/overview", Permission.VIEW_USAGE)]
@@ -45,8 +45,8 @@ async def overview(request: Request, user: ConsoleUser = Depends(page(Permission
     chart_start = (now - dt.timedelta(days=CHART_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     async with svc.db.sessions() as session:
         wallet = wallet_view(await WalletRepository(session).wallet(org.id))
-        month = await report(svc, session, org, start=month_start, end=now, group_by="model", limit=10)
-        days = await report(svc, session, org, start=chart_start, end=now, group_by="day")
+    month, days = await reports(svc, org, {"start": month_start, "end": now, "group_by": "model", "limit": 10},
+                                {"start": chart_start, "end": now, "group_by": "day"})
     daily = _day_series(days["series"], chart_start.date(), now.date())
     money = formatting.money
     by_day = charts.line_chart("Cost by day, last 30 days", daily, x_label="Day", y_label="Cost (USD)", fmt=money)
