@@ -85,8 +85,13 @@ def test_an_agent_may_work_the_inbox(console: BrokerServer) -> None:
     with closing(client):
         for path in [*PAGES, f"/console/inbox/{thread.conversation_id}"]:
             assert client.get(path).status_code == 200, path
+        assert thread.conversation_id in client.get("/console/inbox?status=active").text
         moved = client.post(f"/console/inbox/{thread.conversation_id}/handoff", data={"to": "human", "csrf_token": token})
         assert moved.status_code == 303
+        # Handed to a human, it waits under "pending" (the inbox's filter by status).
+        assert thread.conversation_id in client.get("/console/inbox?status=pending").text
+        assert thread.conversation_id not in client.get("/console/inbox?status=active").text
+        assert thread.conversation_id in client.get("/console/api/inbox?status=pending").json()["parts"]["conversations"]
     with console.client(account.api_key) as api:
         conversation = api.get("/api/conversations").json()["data"][0]
     assert (conversation["handled_by"], conversation["status"]) == ("human", "pending")
