@@ -85,3 +85,21 @@ def test_a_member_of_no_organization_is_told_so(console: BrokerServer) -> None:
         response = client.get("/console/overview")
         assert response.status_code == 403
         assert "VIEW_USAGE" in response.text
+
+
+def test_the_organization_switcher_and_the_skip_link_work_from_the_keyboard(page, console: BrokerServer, owner: Account) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.support import add_member
+
+    second = make_org(console, "Branch")
+    add_member(console, second["organization_id"], owner.user_id, "AGENT")
+    sign_in(page, owner)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    switcher = page.get_by_label("Organization")
+    switcher.select_option(second["organization_id"])  # submits on change
+    page.wait_for_function("document.querySelector('#org-switch').selectedOptions[0].text.includes('(AGENT)')")
+    assert page.url.endswith("/console/overview")
+    assert page.get_by_role("link", name="API keys").count() == 0  # an AGENT does not manage keys
+    assert page.get_by_role("link", name="Usage").is_visible()

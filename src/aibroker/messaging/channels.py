@@ -230,6 +230,20 @@ async def connections_by_verify_token(session: AsyncSession, channel: str, token
     return any(h and hmac.compare_digest(h, wanted) for h in await session.scalars(stmt))
 
 
+def webhook_path(channel: str, slug: str) -> str:
+    """The tenant's callback path for a channel (GET verification, POST events)."""
+    return f"/api/webhook/{channel}/{slug}"
+
+
+def update_connection(row: ChannelConnection, *, ai_enabled: bool | None = None, options: dict[str, Any] | None = None) -> None:
+    """Turn the AI on or off for a channel, or replace its options (None: unchanged)."""
+    if ai_enabled is not None:
+        row.ai_enabled = ai_enabled
+    if options is not None:
+        row.options = options
+    row.updated_at = utcnow()
+
+
 def connection_view(row: ChannelConnection) -> dict[str, Any]:
     """What the API shows of a connection: ids and flags, never tokens or secrets."""
     return {

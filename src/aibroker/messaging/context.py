@@ -85,6 +85,8 @@ def is_open(hours: dict[str, Any] | None, at: dt.datetime | None = None) -> bool
 
 async def save(session: AsyncSession, organization_id: str, values: dict[str, Any]) -> Context:
     check_business_hours(values.get("business_hours"))
+    if values.get("system_prompt") is not None and not values["system_prompt"].strip():
+        raise InvalidRequest("system_prompt must not be empty.", param="system_prompt")
     row = await session.get(AIContext, organization_id)
     if row is None:
         row = AIContext(organization_id=organization_id, **{f: getattr(Context(), f) for f in FIELDS})

@@ -125,6 +125,28 @@ async def get_scoped(session: AsyncSession, organization_id: str, conversation_i
     return conversation
 
 
+async def list_scoped(
+    session: AsyncSession, organization_id: str, *, status: str | None = None, handled_by: str | None = None,
+    lead_id: str | None = None, limit: int = 50, offset: int = 0,
+) -> list[Conversation]:
+    """The organization's conversations, most recent activity first."""
+    stmt = select(Conversation).where(Conversation.organization_id == organization_id)
+    for column, value in ((Conversation.status, status), (Conversation.handled_by, handled_by), (Conversation.lead_id, lead_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.created_at.desc()).limit(limit).offset(offset)
+    return list(await session.scalars(stmt))
+
+
+def set_status(conversation: Conversation, status: str) -> None:
+    """resolved / closed end the conversation (the lead's next message opens a new one)."""
+    if status not in STATES:
+        raise InvalidRequest(f"status must be one of {', '.join(STATES)}.", param="status")
+    conversation.status, conversation.updated_at = status, utcnow()
+    if status in ("resolved", "closed"):
+        conversation.ai_messages_since_handoff = 0
+
+
 async def history(session: AsyncSession, conversation_id: str, limit: int = 50) -> list[Message]:
     rows = await session.scalars(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)

@@ -6,18 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from aibroker.deps import db_session, require
-from aibroker.errors import InvalidRequest, NotFound
-from aibroker.jobs import enqueue
-from aibroker.kit.clock import utcnow
-from aibroker.messaging import channels, conversations
+from aibroker.messaging import agent, channels, conversations, leads
 from aibroker.messaging import context as ai_context
 from aibroker.messaging.leads import lead_view
-from aibroker.messaging.responder import SEND_JOB
 from aibroker.messaging.schemas import (
     AgentMessage,
     AIContextUpdate,
@@ -26,7 +21,6 @@ from aibroker.messaging.schemas import (
     ConversationUpdate,
     Handoff,
 )
-from aibroker.models import Conversation, Lead, LeadScoreEvent
 from aibroker.tenancy.auth import Principal
 from aibroker.tenancy.roles import Permission
 
@@ -47,7 +41,7 @@ async def create_channel(body: ChannelCreate, request: Request, who: Principal =
         platform_secret=channels.platform_secret(body.channel, request.app.state.services.settings.messaging),
     )
     view = channels.connection_view(row)
-    view["webhook_path"] = f"/api/webhook/{row.channel}/{who.organization_slug}"
+    view["webhook_path"] = channels.webhook_path(row.channel, who.organization_slug)
     return view
 
 
@@ -62,11 +56,7 @@ async def update_channel(connection_id: str, body: ChannelUpdate, who: Principal
                          session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """Turn the AI on or off for a channel, or change its options."""
     row = await channels.get_connection(session, who.organization_id, connection_id)
-    if body.ai_enabled is not None:
-        row.ai_enabled = body.ai_enabled
-    if body.options is not None:
-        row.options = body.options
-    row.updated_at = utcnow()
+    channels.update_connection(row, ai_enabled=body.ai_enabled, options=body.options)
     return channels.connection_view(row)
 
 
@@ -89,8 +79,6 @@ async def put_ai_context(body: AIContextUpdate, who: Principal = Depends(require
     values = body.model_dump(exclude_unset=True)
     if "business_hours" in values and body.business_hours is not None:
         values["business_hours"] = body.business_hours.model_dump()
-    if values.get("system_prompt") is not None and not values["system_prompt"].strip():
-        raise InvalidRequest("system_prompt must not be empty.", param="system_prompt")
     return (await ai_context.save(session, who.organization_id, values)).view()
 
 
@@ -102,28 +90,16 @@ async def list_leads(
     who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function"),
 ) -> dict[str, Any]:
     """The organization's leads, highest score first."""
-    stmt = select(Lead).where(Lead.organization_id == who.organization_id)
-    if classification:
-        stmt = stmt.where(Lead.classification == classification.upper())
-    if channel:
-        stmt = stmt.where(Lead.channel == channel)
-    rows = await session.scalars(stmt.order_by(Lead.score.desc(), Lead.created_at.desc()).limit(limit).offset(offset))
+    rows = await leads.list_scoped(session, who.organization_id, classification=classification, channel=channel, limit=limit, offset=offset)
     return {"data": [lead_view(r) for r in rows]}
 
 
 @router.get("/api/leads/{lead_id}")
 async def get_lead(lead_id: str, who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """One lead, with the history of its score (every change and its reason)."""
-    lead = await session.scalar(select(Lead).where(Lead.id == lead_id, Lead.organization_id == who.organization_id))
-    if lead is None:
-        raise NotFound(f"No lead '{lead_id}'.", param="id")
-    events = await session.scalars(select(LeadScoreEvent).where(LeadScoreEvent.lead_id == lead.id).order_by(LeadScoreEvent.created_at))
+    lead = await leads.get_scoped(session, who.organization_id, lead_id)
     view = lead_view(lead)
-    view["score_events"] = [
-        {"signal": e.signal, "delta": e.delta, "score_before": e.score_before, "score_after": e.score_after,
-         "classification": e.classification_after, "reason": e.reason, "message_id": e.message_id, "created_at": e.created_at}
-        for e in events
-    ]
+    view["score_events"] = await leads.score_history(session, lead.id)
     return view
 
 
@@ -136,12 +112,9 @@ async def list_conversations(
     who: Principal = Depends(require(Permission.MANAGE_CHANNELS)), session: AsyncSession = Depends(db_session, scope="function"),
 ) -> dict[str, Any]:
     """The organization's conversations, most recent activity first."""
-    stmt = select(Conversation).where(Conversation.organization_id == who.organization_id)
-    for column, value in ((Conversation.status, status), (Conversation.handled_by, handled_by), (Conversation.lead_id, lead_id)):
-        if value:
-            stmt = stmt.where(column == value)
-    stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.created_at.desc()).limit(limit).offset(offset)
-    return {"data": [conversations.conversation_view(c) for c in await session.scalars(stmt)]}
+    rows = await conversations.list_scoped(session, who.organization_id, status=status, handled_by=handled_by, lead_id=lead_id,
+                                           limit=limit, offset=offset)
+    return {"data": [conversations.conversation_view(c) for c in rows]}
 
 
 @router.get("/api/conversations/{conversation_id}/messages")
@@ -157,17 +130,7 @@ async def list_messages(conversation_id: str, limit: int = Query(default=200, ge
 async def agent_reply(conversation_id: str, body: AgentMessage, who: Principal = Depends(require(Permission.MANAGE_CHANNELS)),
                       session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """A human agent's reply: queued for sending; the agent takes the conversation (the AI stops)."""
-    conversation = await conversations.get_scoped(session, who.organization_id, conversation_id)
-    if conversation.status == "closed":
-        raise InvalidRequest("The conversation is closed.", code="conversation_closed")
-    if conversation.handled_by != "human":
-        conversation.handled_by = "human"
-    conversation.status = "active"
-    message = conversations.add_message(session, conversation, direction="outbound", author="human",
-                                        content=body.content, status="queued", details={"agent": who.user_id or who.api_key_id})
-    await session.flush()
-    await enqueue(session, SEND_JOB.format(channel=conversation.channel), {"message_id": message.id},
-                  organization_id=who.organization_id, priority=20)
+    message = await agent.reply(session, who.organization_id, conversation_id, body.content, who.user_id or who.api_key_id)
     return conversations.message_view(message)
 
 
@@ -185,9 +148,5 @@ async def update_conversation(conversation_id: str, body: ConversationUpdate, wh
                               session: AsyncSession = Depends(db_session, scope="function")) -> dict[str, Any]:
     """Change the conversation's state (resolved / closed end it; the lead's next message opens a new one)."""
     conversation = await conversations.get_scoped(session, who.organization_id, conversation_id)
-    conversation.status, conversation.updated_at = body.status, utcnow()
-    if body.status in ("resolved", "closed"):
-        conversation.ai_messages_since_handoff = 0
+    conversations.set_status(conversation, body.status)
     return conversations.conversation_view(conversation)
-
-

@@ -8,6 +8,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aibroker.errors import NotFound
 from aibroker.kit.clock import utcnow
 from aibroker.kit.ids import new_id
 from aibroker.models import Lead, LeadScoreEvent
@@ -102,3 +103,33 @@ def lead_view(lead: Lead) -> dict[str, Any]:
         "name": lead.name, "profile_picture_url": lead.profile_picture_url, "score": lead.score, "classification": lead.classification, "branch": lead.branch,
         "last_inbound_at": lead.last_inbound_at, "created_at": lead.created_at,
     }
+
+
+async def list_scoped(
+    session: AsyncSession, organization_id: str, *, classification: str | None = None, channel: str | None = None,
+    limit: int = 50, offset: int = 0,
+) -> list[Lead]:
+    """The organization's leads, highest score first."""
+    stmt = select(Lead).where(Lead.organization_id == organization_id)
+    if classification:
+        stmt = stmt.where(Lead.classification == classification.upper())
+    if channel:
+        stmt = stmt.where(Lead.channel == channel)
+    return list(await session.scalars(stmt.order_by(Lead.score.desc(), Lead.created_at.desc()).limit(limit).offset(offset)))
+
+
+async def get_scoped(session: AsyncSession, organization_id: str, lead_id: str) -> Lead:
+    lead = await session.scalar(select(Lead).where(Lead.id == lead_id, Lead.organization_id == organization_id))
+    if lead is None:
+        raise NotFound(f"No lead '{lead_id}'.", param="id")
+    return lead
+
+
+async def score_history(session: AsyncSession, lead_id: str) -> list[dict[str, Any]]:
+    """Every change of the lead's score, oldest first, with its reason."""
+    events = await session.scalars(select(LeadScoreEvent).where(LeadScoreEvent.lead_id == lead_id).order_by(LeadScoreEvent.created_at))
+    return [
+        {"signal": e.signal, "delta": e.delta, "score_before": e.score_before, "score_after": e.score_after,
+         "classification": e.classification_after, "reason": e.reason, "message_id": e.message_id, "created_at": e.created_at}
+        for e in events
+    ]

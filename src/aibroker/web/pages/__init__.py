@@ -37,4 +37,8 @@ PAGE_MODULES: list[str] = [
     "admin_providers",
     "admin_jobs",
     "admin_revenue",
+    "channels",
+    "ai_config",
+    "inbox",
+    "leads",
 ]
