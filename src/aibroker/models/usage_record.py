@@ -46,7 +46,7 @@ class UsageRecord(Timestamped, Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
-    # A cache hit: what the answer would have been billed fresh, minus what it was (migration 0024).
+    # A cache hit: what the answer would have been billed fresh, minus what it was (migration 0025).
     cache_saved_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     byok: Mapped[bool] = mapped_column(Boolean, default=False)
     batch_id: Mapped[str | None] = mapped_column(String(60), nullable=True)

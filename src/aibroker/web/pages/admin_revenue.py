@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from aibroker.ai.analytics_service import AnalyticsService
 from aibroker.errors import BrokerError, InvalidRequest
-from aibroker.gateway.http import services
 from aibroker.kit.clock import utcnow
 from aibroker.models import Organization
 from aibroker.web.charts import bar_chart, line_chart
@@ -54,8 +53,7 @@ def _instant(day: dt.date) -> dt.datetime:
 
 
 async def report(request: Request, session: AsyncSession, first: dt.date, last: dt.date) -> dict[str, Any]:
-    svc = services(request)
-    analytics = AnalyticsService(session, svc.catalog, lambda org: common.effective_margin(svc, org))
+    analytics = AnalyticsService(session)
     return await analytics.report(organization_id=None, tz_name="UTC", start=_instant(first),
                                   end=_instant(last + dt.timedelta(days=1)), group_by="day", limit=100, platform=True)
 
