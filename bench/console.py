@@ -163,8 +163,10 @@ def _pct(samples: list[float], q: int) -> float:
     return ordered[min(len(ordered) - 1, -(-q * len(ordered) // 100) - 1)]
 
 
-def report(kind: str, records: int, times: dict[str, list[float]], repeat: int) -> str:
+def report(kind: str, records: int, times: dict[str, list[float]], repeat: int, load: tuple[float, float]) -> str:
     lines = [f"### {kind}, {records:,} usage records ({repeat} requests per page)", "",
+             f"Load average (1 min) while measuring: {load[0]:.1f} at the start, {load[1]:.1f} at the end "
+             f"({os.cpu_count()} cores; the machine is shared, so a load above the core count inflates every figure).", "",
              "| page | p50 ms | p95 ms | max ms | target |", "|---|---:|---:|---:|---|"]
     for path, samples in times.items():
         p95 = _pct(samples, 95)
@@ -185,8 +187,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
             url = _fresh_database(kind, Path(tmp), args.pg_url)
             prepare(url, args.records, lambda msg: print(msg, file=sys.stderr))
+            before = os.getloadavg()[0]
             times = asyncio.run(measure(url, args.repeat))
-            sections.append(report(kind, args.records, times, args.repeat))
+            sections.append(report(kind, args.records, times, args.repeat, (before, os.getloadavg()[0])))
             print(sections[-1])
     header = ("# Console pages: server time\n\n`bench/console.py` — pages requested in-process (ASGI, no network) by a signed-in OWNER "
               "of an organization holding the records (45 days, 5 models), after the rollups were rebuilt.\n\n"

@@ -129,6 +129,9 @@ def test_usage_csv_exports_the_filtered_records(console: BrokerServer, owner: Ac
     with closing(client):
         everything = client.get("/console/usage.csv")
         only = client.get("/console/usage.csv?model=mock-chat")
+        ledger = client.get("/console/wallet/transactions.csv?kind=debit")
+    assert ledger.headers["content-type"].startswith("text/csv")
+    assert len(ledger.text.strip().splitlines()) == 4 and all(",debit," in line for line in ledger.text.strip().splitlines()[1:])
     assert everything.headers["content-type"].startswith("text/csv")
     lines = everything.text.strip().splitlines()
     assert lines[0].startswith("id,request_id,created_at") and len(lines) == 4
