@@ -79,10 +79,15 @@ async def _rollup_query(url: str, org_id: str | None, repeat: int) -> tuple[floa
         await db.dispose()
 
 
-def query_bench(kind: str, url: str, records: int, orgs: int, repeat: int) -> list[dict[str, Any]]:
+def query_bench(kind: str, url: str, records: int, orgs: int, repeat: int, sql_load: bool = False) -> list[dict[str, Any]]:
     engine = make_sync_engine(url)
     upgrade(url)
-    sizes = load(engine, records, orgs)
+    if sql_load and kind == "postgresql":
+        from _analytics_sql import load_sql
+
+        sizes = load_sql(engine, records, orgs)
+    else:
+        sizes = load(engine, records, orgs)
     print(f"[bench] {kind}: loaded {sizes}", file=sys.stderr, flush=True)
     small = f"org_{min(orgs - 1, 500):05d}"
     rows = []
@@ -148,6 +153,9 @@ def main() -> None:
                         help="SQLite runs skip larger --records (bulk loading SQLite is the slow part)")
     parser.add_argument("--write-rounds", type=int, default=300)
     parser.add_argument("--http-requests", type=int, default=300)
+    parser.add_argument("--sql-load", action="store_true",
+                        help="PostgreSQL: generate the records and build the cubes inside the database (fast for 10M)")
+    parser.add_argument("--skip-write", action="store_true", help="only the read benchmark")
     parser.add_argument("--note", default="a shared machine (other engineers' work ran meanwhile)",
                         help="what the machine was doing, for the report")
     args = parser.parse_args()
@@ -161,7 +169,10 @@ def main() -> None:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 url = _fresh_database(kind, Path(tmp), args.pg_url)
-                queries += query_bench(kind, url, count, args.orgs, args.repeat)
+                queries += query_bench(kind, url, count, args.orgs, args.repeat, args.sql_load)
+                print(render(queries, [], [], args), file=sys.stderr, flush=True)  # so far, in case a later run fails
+        if args.skip_write:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             url = _fresh_database(kind, Path(tmp), args.pg_url)
             upgrade(url)

@@ -26,6 +26,8 @@ from _gateway_report import CONCURRENCIES, report  # noqa: E402
 
 AIBROKER_BIN = h.REPO_DIR / ".venv" / "bin" / "aibroker"
 ALL_TARGETS = ["direct", "aibroker-1w", "aibroker-2w", "aibroker-1w-noledger", "litellm", "portkey"]
+# Not run by default: the same app under granian (Rust HTTP server) instead of uvicorn + httptools.
+EXTRA_TARGETS = ["aibroker-1w-granian", "aibroker-4w"]
 LITELLM_MASTER_KEY = "sk-bench-master-7f3a"
 RESULTS_FILE = h.BENCH_DIR / "results" / "latest.md"
 # uvicorn logging for LiteLLM: warnings and errors only, no access log.
@@ -79,13 +81,20 @@ class Bench:
     def aibroker(self, t: Target) -> None:
         if not self.aibroker_bin.exists():
             raise RuntimeError(f"{self.aibroker_bin} not found (build aibroker into <repo>/.venv first)")
-        workers = "2" if "-2w" in t.name else "1"
+        workers = "4" if "-4w" in t.name else "2" if "-2w" in t.name else "1"
         env = self.aibroker_env()
         if t.name.endswith("-noledger"):
             env["AIBROKER_LEDGER_ENABLED"] = "false"
         key = self.aibroker_api_key(env)
         port = h.free_port()
         argv = [str(self.aibroker_bin), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers]
+        if t.name.endswith("-granian"):
+            granian = self.aibroker_bin.parent / "granian"
+            if not granian.exists():
+                raise RuntimeError("granian is not installed: .venv/bin/pip install -e '.[bench]'")
+            subprocess.run([str(self.aibroker_bin), "migrate"], env=env, cwd=self.tmp, check=True, capture_output=True)
+            argv = [str(granian), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+                    "--loop", "uvloop", "--workers", workers, "--log-level", "warning", "aibroker.app:create_app"]
         self.start_and_wait(t.name, argv, f"http://127.0.0.1:{port}/healthz", env, timeout=90)
         t.url = f"http://127.0.0.1:{port}/v1/chat/completions"
         t.model = "openai/gpt-4o-mini"
@@ -272,7 +281,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     p.add_argument("--warmup", type=float, default=2, help="warm-up seconds per target at c64, 0 to skip")
     p.add_argument("--targets", default=",".join(ALL_TARGETS),
-                   help=f"comma-separated subset of: {','.join(ALL_TARGETS)}")
+                   help=f"comma-separated subset of: {','.join(ALL_TARGETS + EXTRA_TARGETS)}")
     p.add_argument("--database-url", default="",
                    help="aibroker database instead of a temp SQLite file, e.g. "
                         "postgresql+asyncpg://postgres@127.0.0.1:5432/aibroker_bench (dropped and recreated)")
@@ -288,7 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, process logs)")
     args = p.parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(args.targets) - set(ALL_TARGETS)
+    unknown = set(args.targets) - set(ALL_TARGETS) - set(EXTRA_TARGETS)
     if unknown:
         p.error(f"unknown targets: {', '.join(sorted(unknown))}")
     if args.duration < 1 or args.rounds < 1:
