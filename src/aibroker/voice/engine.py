@@ -220,8 +220,14 @@ class VoiceEngine:
             async for event in self.bridge.events():
                 kind = event.get("type")
                 if kind == "response.done":
+                    # Billed first, as on HTTP: the answer's end leaves only after its settlement
+                    # committed, so a process killed right after cannot have given it away unbilled.
+                    try:
+                        await self._bill(event.get("response") or {})
+                    except OutOfBalance:
+                        await self.send(event)  # billed; it is the next increment that failed
+                        raise
                     await self.send(event)
-                    await self._bill(event.get("response") or {})
                     continue
                 self._observe(kind, event)
                 await self.send(event)
