@@ -51,14 +51,18 @@ def _axes(x_label: str, y_label: str, top_value: str) -> str:
     )
 
 
+def _no_data(chart_id: str, title: str, x_label: str, y_label: str) -> Markup:
+    return _figure(chart_id, title, f"{title}: no data in this period.",
+                   _axes(x_label, y_label, "0") + f"<text class=\"empty\" x=\"{WIDTH / 2}\" y=\"{HEIGHT / 2}\" "
+                   "text-anchor=\"middle\">No data yet</text>", "")
+
+
 def line_chart(title: str, points: Sequence[tuple[str, int | float]], *, x_label: str, y_label: str,
                fmt: Format = _plain) -> Markup:
     """`points`: (label, value) in time order, e.g. ("2026-12-01", 1200000)."""
     chart_id = f"chart-{next(_ids)}"
     if not points:
-        return _figure(chart_id, title, f"{title}: no data in this period.",
-                       _axes(x_label, y_label, "0") + f"<text class=\"empty\" x=\"{WIDTH / 2}\" y=\"{HEIGHT / 2}\" "
-                       "text-anchor=\"middle\">No data yet</text>", "")
+        return _no_data(chart_id, title, x_label, y_label)
     peak = max(value for _, value in points) or 1
     bottom, span_x, span_y = HEIGHT - BOTTOM, WIDTH - RIGHT - LEFT, HEIGHT - BOTTOM - TOP
     step = span_x / max(1, len(points) - 1)
@@ -80,9 +84,7 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int | float]], *, x_label: s
     """`bars`: (label, value), largest first, e.g. ("gpt-4o-mini", 350000). Vertical bars."""
     chart_id = f"chart-{next(_ids)}"
     if not bars:
-        return _figure(chart_id, title, f"{title}: no data in this period.",
-                       _axes(x_label, y_label, "0") + f"<text class=\"empty\" x=\"{WIDTH / 2}\" y=\"{HEIGHT / 2}\" "
-                       "text-anchor=\"middle\">No data yet</text>", "")
+        return _no_data(chart_id, title, x_label, y_label)
     peak = max(value for _, value in bars) or 1
     bottom, span_x, span_y = HEIGHT - BOTTOM, WIDTH - RIGHT - LEFT, HEIGHT - BOTTOM - TOP
     slot = span_x / len(bars)
